@@ -1,0 +1,1 @@
+"""Message contracts shared by the keys and projection services (msgspec structs only)."""

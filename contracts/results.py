@@ -1,0 +1,34 @@
+"""One result per command, published on the results stream in command order."""
+
+from typing import Literal
+
+import msgspec
+
+Status = Literal["accepted", "rejected", "duplicate"]
+
+
+class Error(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class CommandResult(msgspec.Struct, omit_defaults=True, kw_only=True):
+    command_id: str | None
+    type: str | None
+    status: Status
+    organization_id: str | None = None
+    key_id: str | None = None
+    position: int | None = None
+    error: Error | None = None
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    entry_id: str
+    stream: str
+    reason: str
+    payload: str
+    deliveries: int = 1
+
+
+result_encoder = msgspec.json.Encoder()
+result_decoder = msgspec.json.Decoder(CommandResult)
