@@ -1,0 +1,266 @@
+"""The application layer: turn a batch of commands into stored events and one result each.
+
+Commands are applied in stream order to cached aggregates; the events of the whole batch,
+each command followed by its receipt, are saved in one transaction (`app.save(*events)` keeps
+that order, so positions follow the stream). A conflict (a resent command whose receipt
+exists, or another writer) rolls the batch back and replays it one command at a time with
+fresh aggregates and receipt look-ups, which gives every command its exact outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from contracts.commands import AnyCommand, KeyCommand
+from contracts.results import CommandResult, Error
+from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
+from services.keys.event_store import ApiKeysApplication
+from services.keys.handlers import handle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    entry_id: str
+    command: AnyCommand
+
+
+class AggregateCache:
+    """Aggregates as of the last saved batch, most recently used last."""
+
+    def __init__(self, app: ApiKeysApplication, capacity: int):
+        self.app = app
+        self.capacity = capacity
+        self.items: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def get(self, aggregate_id: UUID) -> Any:
+        found = self.items.get(aggregate_id)
+        if found is not None:
+            self.items.move_to_end(aggregate_id)
+            return found
+        try:
+            found = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self.put(found)
+        return found
+
+    def put(self, aggregate: Aggregate) -> None:
+        self.items[aggregate.id] = aggregate
+        self.items.move_to_end(aggregate.id)
+        while len(self.items) > self.capacity:
+            self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+class BatchAborted(Exception):
+    """A command failed after changing an aggregate: the whole batch is rolled back."""
+
+
+@dataclass
+class BatchWork:
+    """The unit of work for one command inside a batch."""
+
+    cache: AggregateCache
+    touched: list[Aggregate] = field(default_factory=list)
+
+    def organization(self, organization_id: str) -> Organization | None:
+        return self.cache.get(Organization.create_id(organization_id))
+
+    def key(self, key_id: str) -> ApiKey | None:
+        return self.cache.get(ApiKey.create_id(key_id))
+
+    def touch(self, *aggregates: Organization | ApiKey) -> None:
+        for aggregate in aggregates:
+            if aggregate not in self.touched:
+                self.touched.append(aggregate)
+
+
+@dataclass
+class Planned:
+    entry: Entry
+    result: CommandResult
+    last_event: Any = None  # the domain event whose position the result reports
+    duplicate_of: int | None = None  # index of an earlier entry in the same batch
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        app: ApiKeysApplication,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache_size: int = 200_000,
+        recent_size: int = 200_000,
+    ):
+        self.app = app
+        self.clock = clock
+        self.cache = AggregateCache(app, cache_size)
+        self.recent: OrderedDict[str, tuple[str, CommandResult]] = OrderedDict()
+        self.recent_size = recent_size
+
+    def process(self, entries: list[Entry]) -> list[CommandResult]:
+        """Apply the entries in order; return one result per entry, in the same order."""
+        if not entries:
+            return []
+        try:
+            return self._process(entries, look_up_receipts=False)
+        except (IntegrityError, BatchAborted) as error:
+            log.info("batch of %d replayed one by one: %s", len(entries), type(error).__name__)
+            self.cache.clear()
+            return [result for entry in entries for result in self._process_alone(entry)]
+
+    def _process_alone(self, entry: Entry, attempts: int = 5) -> list[CommandResult]:
+        for _ in range(attempts - 1):
+            try:
+                return self._process([entry], look_up_receipts=True)
+            except (IntegrityError, BatchAborted):
+                self.cache.clear()
+        return self._process([entry], look_up_receipts=True)
+
+    def _process(self, entries: list[Entry], *, look_up_receipts: bool) -> list[CommandResult]:
+        now = self.clock()
+        planned: list[Planned] = []
+        to_save: list[Any] = []
+        in_batch: dict[str, int] = {}
+        try:
+            for entry in entries:
+                command = entry.command
+                earlier = in_batch.get(command.command_id)
+                if earlier is not None:
+                    planned.append(Planned(entry, _base_result(command, "duplicate"), None, earlier))
+                    continue
+                known = self._known_outcome(entry, look_up_receipts)
+                if known is not None:
+                    planned.append(Planned(entry, known))
+                    continue
+                in_batch[command.command_id] = len(planned)
+                plan, events = self._apply(entry, now)
+                planned.append(plan)
+                to_save.extend(events)
+            recordings = self.app.save(*to_save) if to_save else []
+        except BaseException:
+            self.cache.clear()
+            raise
+        positions = {id(r.domain_event): r.notification.id for r in recordings}
+        return self._finish(planned, positions)
+
+    def _apply(self, entry: Entry, now: datetime) -> tuple[Planned, list[Any]]:
+        command = entry.command
+        work = BatchWork(self.cache)
+        result = _base_result(command, "accepted")
+        try:
+            handle(command, work, now)
+        except DomainError as error:
+            if any(_has_pending(a) for a in work.touched):
+                raise BatchAborted(error.code) from error
+            result.status = "rejected"
+            result.error = Error(error.code, error.message)
+        events = [event for aggregate in work.touched for event in aggregate.collect_events()]
+        for aggregate in work.touched:
+            self.cache.put(aggregate)  # later commands of the batch see the change
+        last = events[-1] if events else None
+        receipt = CommandReceipt.record(
+            command_id=command.command_id,
+            entry_id=entry.entry_id,
+            command_type=type(command).__name__,
+            organization_id=command.organization_id,
+            key_id=result.key_id,
+            status=result.status,
+            error_code=result.error.code if result.error else None,
+            error_message=result.error.message if result.error else None,
+            last_event_id=last.originator_id.hex if last else None,
+            last_event_version=last.originator_version if last else None,
+        )
+        return Planned(entry, result, last), events + receipt.collect_events()
+
+    def _known_outcome(self, entry: Entry, look_up_receipts: bool) -> CommandResult | None:
+        command_id = entry.command.command_id
+        remembered = self.recent.get(command_id)
+        if remembered is not None:
+            entry_id, result = remembered
+            return _replayed(result, entry_id == entry.entry_id)
+        if not look_up_receipts:
+            return None
+        try:
+            receipt = self.app.repository.get(CommandReceipt.create_id(command_id))
+        except AggregateNotFoundError:
+            return None
+        original = CommandResult(
+            command_id=receipt.command_id,
+            type=receipt.command_type,
+            status=receipt.status,
+            organization_id=receipt.organization_id,
+            key_id=receipt.key_id,
+            error=Error(receipt.error_code, receipt.error_message or "")
+            if receipt.error_code
+            else None,
+        )
+        if receipt.last_event_id and receipt.status == "accepted":
+            original.position = self.app.position_of(
+                UUID(receipt.last_event_id), receipt.last_event_version
+            )
+        self._remember(command_id, receipt.entry_id, original)
+        return _replayed(original, receipt.entry_id == entry.entry_id)
+
+    def _finish(self, planned: list[Planned], positions: dict[int, int]) -> list[CommandResult]:
+        results: list[CommandResult] = []
+        for plan in planned:
+            if plan.duplicate_of is not None:
+                first = results[plan.duplicate_of]
+                results.append(_replayed(first, same_entry=False))
+                continue
+            if plan.last_event is not None and plan.result.status == "accepted":
+                plan.result.position = positions[id(plan.last_event)]
+                self._remember(plan.entry.command.command_id, plan.entry.entry_id, plan.result)
+            elif plan.result.status == "rejected":
+                self._remember(plan.entry.command.command_id, plan.entry.entry_id, plan.result)
+            results.append(plan.result)
+        return results
+
+    def _remember(self, command_id: str, entry_id: str, result: CommandResult) -> None:
+        self.recent[command_id] = (entry_id, result)
+        if len(self.recent) > self.recent_size:
+            self.recent.popitem(last=False)
+
+
+def _base_result(command: AnyCommand, status: Any) -> CommandResult:
+    return CommandResult(
+        command_id=command.command_id,
+        type=type(command).__name__,
+        status=status,
+        organization_id=command.organization_id,
+        key_id=command.key_id if isinstance(command, KeyCommand) else None,
+    )
+
+
+def _replayed(original: CommandResult, same_entry: bool) -> CommandResult:
+    """A redelivered entry gets its original outcome; another entry is a duplicate."""
+    if same_entry:
+        return original
+    return CommandResult(
+        command_id=original.command_id,
+        type=original.type,
+        status="duplicate",
+        organization_id=original.organization_id,
+        key_id=original.key_id,
+        position=original.position,
+        error=original.error,
+    )
+
+
+def _has_pending(aggregate: Aggregate) -> bool:
+    return bool(aggregate.pending_events)

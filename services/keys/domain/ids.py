@@ -1,0 +1,17 @@
+"""Deterministic aggregate ids: the same business id always maps to the same aggregate."""
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("6f1c2a8e-3b7d-4d8e-9a51-2c4b7e0f9a13")
+
+
+def organization_uuid(organization_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"organization:{organization_id}")
+
+
+def key_uuid(key_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"key:{key_id}")
+
+
+def receipt_uuid(command_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"command:{command_id}")

@@ -1,0 +1,303 @@
+"""An organization's reference data, kept by the directory service: the API module switch,
+who holds API Administrator, the location tree and the roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from services.keys.domain.errors import Cause, DomainError
+from services.keys.domain.ids import organization_uuid
+
+SCOPES = ("everywhere", "location_and_below", "location_only", "own_items")
+MAX_NAME = 100
+
+
+@dataclass(frozen=True)
+class Location:
+    name: str
+    parent_id: str | None
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    permissions: tuple[tuple[str, str], ...]  # (permission, scope)
+
+
+def clean_name(name: str) -> str:
+    trimmed = name.strip()
+    if not trimmed:
+        raise DomainError("name_required", "a name is required")
+    if len(trimmed) > MAX_NAME:
+        raise DomainError("name_too_long", f"a name has at most {MAX_NAME} characters")
+    return trimmed
+
+
+def clean_permissions(permissions: list[list[str]]) -> list[list[str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for permission, scope in permissions:
+        if not permission.strip():
+            raise DomainError("invalid_permission", "a permission needs a name")
+        if scope not in SCOPES:
+            raise DomainError("invalid_scope", f"scope must be one of {', '.join(SCOPES)}")
+        seen[(permission.strip(), scope)] = None
+    return [list(p) for p in seen]
+
+
+class Organization(Aggregate):
+    class Event(Aggregate.Event):
+        command_id: str | None
+        actor_id: str | None
+
+    class Registered(Event, Aggregate.Created):
+        organization_id: str
+
+    def __init__(self, organization_id: str, command_id: str | None, actor_id: str | None):
+        self.organization_id = organization_id
+        self.api_module_enabled = False
+        self.administrators: set[str] = set()
+        self.locations: dict[str, Location] = {}
+        self.children: dict[str, set[str]] = {}
+        self.roles: dict[str, Role] = {}
+        self.key_ids: list[str] = []
+
+    @staticmethod
+    def create_id(organization_id: str) -> UUID:
+        return organization_uuid(organization_id)
+
+    @classmethod
+    def register(cls, organization_id: str, cause: Cause) -> Organization:
+        return cast(
+            Organization,
+            cls._create(
+                cls.Registered,
+                id=cls.create_id(organization_id),
+                organization_id=organization_id,
+                command_id=cause.command_id,
+                actor_id=cause.actor_id,
+            ),
+        )
+
+    def _emit(self, event_class: type[Event], cause: Cause, **fields: Any) -> None:
+        self.trigger_event(
+            event_class, command_id=cause.command_id, actor_id=cause.actor_id, **fields
+        )
+
+    # --- guards ------------------------------------------------------------------------------
+
+    def require_key_manager(self, actor_id: str) -> None:
+        if not self.api_module_enabled:
+            raise DomainError("api_module_disabled", "the API module is disabled")
+        if actor_id not in self.administrators:
+            raise DomainError("not_api_administrator", "the actor is not an API Administrator")
+
+    def require_location(self, location_id: str) -> Location:
+        location = self.locations.get(location_id)
+        if location is None:
+            raise DomainError("unknown_location", f"no location {location_id!r}")
+        return location
+
+    def require_role(self, role_id: str) -> Role:
+        role = self.roles.get(role_id)
+        if role is None:
+            raise DomainError("unknown_role", f"no role {role_id!r}")
+        return role
+
+    def is_ancestor(self, ancestor_id: str, location_id: str | None) -> bool:
+        while location_id is not None:
+            if location_id == ancestor_id:
+                return True
+            location_id = self.locations[location_id].parent_id
+        return False
+
+    # --- module and administrators -----------------------------------------------------------
+
+    class ApiModuleEnabled(Event):
+        def apply(self, org: Organization) -> None:
+            org.api_module_enabled = True
+
+    class ApiModuleDisabled(Event):
+        def apply(self, org: Organization) -> None:
+            org.api_module_enabled = False
+
+    class ApiAdministratorGranted(Event):
+        user_id: str
+
+        def apply(self, org: Organization) -> None:
+            org.administrators.add(self.user_id)
+
+    class ApiAdministratorRevoked(Event):
+        user_id: str
+
+        def apply(self, org: Organization) -> None:
+            org.administrators.discard(self.user_id)
+
+    def enable_api_module(self, cause: Cause) -> None:
+        self._emit(self.ApiModuleEnabled, cause)
+
+    def disable_api_module(self, cause: Cause) -> None:
+        self._emit(self.ApiModuleDisabled, cause)
+
+    def grant_api_administrator(self, user_id: str, cause: Cause) -> None:
+        self._emit(self.ApiAdministratorGranted, cause, user_id=user_id)
+
+    def revoke_api_administrator(self, user_id: str, cause: Cause) -> None:
+        self._emit(self.ApiAdministratorRevoked, cause, user_id=user_id)
+
+    # --- location tree -----------------------------------------------------------------------
+
+    class LocationDefined(Event):
+        location_id: str
+        name: str
+        parent_id: str | None
+
+        def apply(self, org: Organization) -> None:
+            org.locations[self.location_id] = Location(self.name, self.parent_id)
+            org.children.setdefault(self.location_id, set())
+            if self.parent_id is not None:
+                org.children.setdefault(self.parent_id, set()).add(self.location_id)
+
+    class LocationRenamed(Event):
+        location_id: str
+        name: str
+
+        def apply(self, org: Organization) -> None:
+            old = org.locations[self.location_id]
+            org.locations[self.location_id] = Location(self.name, old.parent_id)
+
+    class LocationMoved(Event):
+        location_id: str
+        parent_id: str | None
+
+        def apply(self, org: Organization) -> None:
+            old = org.locations[self.location_id]
+            if old.parent_id is not None:
+                org.children[old.parent_id].discard(self.location_id)
+            if self.parent_id is not None:
+                org.children.setdefault(self.parent_id, set()).add(self.location_id)
+            org.locations[self.location_id] = Location(old.name, self.parent_id)
+
+    class LocationRemoved(Event):
+        location_id: str
+
+        def apply(self, org: Organization) -> None:
+            old = org.locations.pop(self.location_id)
+            org.children.pop(self.location_id, None)
+            if old.parent_id is not None:
+                org.children[old.parent_id].discard(self.location_id)
+
+    def define_location(
+        self, location_id: str, name: str, parent_id: str | None, cause: Cause
+    ) -> None:
+        if location_id in self.locations:
+            raise DomainError("location_exists", f"location {location_id!r} already exists")
+        if parent_id is not None:
+            self.require_location(parent_id)
+        self._emit(
+            self.LocationDefined,
+            cause,
+            location_id=location_id,
+            name=clean_name(name),
+            parent_id=parent_id,
+        )
+
+    def rename_location(self, location_id: str, name: str, cause: Cause) -> None:
+        self.require_location(location_id)
+        self._emit(self.LocationRenamed, cause, location_id=location_id, name=clean_name(name))
+
+    def move_location(self, location_id: str, new_parent_id: str | None, cause: Cause) -> None:
+        self.require_location(location_id)
+        if new_parent_id is not None:
+            self.require_location(new_parent_id)
+            if self.is_ancestor(location_id, new_parent_id):
+                raise DomainError(
+                    "location_cycle", "a location cannot move under itself or its descendants"
+                )
+        self._emit(self.LocationMoved, cause, location_id=location_id, parent_id=new_parent_id)
+
+    def remove_location(self, location_id: str, used_by_a_key: bool, cause: Cause) -> None:
+        self.require_location(location_id)
+        if self.children.get(location_id):
+            raise DomainError("location_has_children", "the location has child locations")
+        if used_by_a_key:
+            raise DomainError("location_in_use", "an API key uses the location")
+        self._emit(self.LocationRemoved, cause, location_id=location_id)
+
+    # --- roles -------------------------------------------------------------------------------
+
+    class RoleDefined(Event):
+        role_id: str
+        name: str
+        permissions: list[list[str]]
+
+        def apply(self, org: Organization) -> None:
+            perms = tuple((p, s) for p, s in self.permissions)
+            org.roles[self.role_id] = Role(self.name, perms)
+
+    class RolePermissionsChanged(Event):
+        role_id: str
+        permissions: list[list[str]]
+
+        def apply(self, org: Organization) -> None:
+            perms = tuple((p, s) for p, s in self.permissions)
+            org.roles[self.role_id] = Role(org.roles[self.role_id].name, perms)
+
+    class RoleRenamed(Event):
+        role_id: str
+        name: str
+
+        def apply(self, org: Organization) -> None:
+            org.roles[self.role_id] = Role(self.name, org.roles[self.role_id].permissions)
+
+    class RoleRemoved(Event):
+        role_id: str
+
+        def apply(self, org: Organization) -> None:
+            del org.roles[self.role_id]
+
+    def define_role(
+        self, role_id: str, name: str, permissions: list[list[str]], cause: Cause
+    ) -> None:
+        if role_id in self.roles:
+            raise DomainError("role_exists", f"role {role_id!r} already exists")
+        self._emit(
+            self.RoleDefined,
+            cause,
+            role_id=role_id,
+            name=clean_name(name),
+            permissions=clean_permissions(permissions),
+        )
+
+    def change_role_permissions(
+        self, role_id: str, permissions: list[list[str]], cause: Cause
+    ) -> None:
+        self.require_role(role_id)
+        self._emit(
+            self.RolePermissionsChanged,
+            cause,
+            role_id=role_id,
+            permissions=clean_permissions(permissions),
+        )
+
+    def rename_role(self, role_id: str, name: str, cause: Cause) -> None:
+        self.require_role(role_id)
+        self._emit(self.RoleRenamed, cause, role_id=role_id, name=clean_name(name))
+
+    def remove_role(self, role_id: str, cause: Cause) -> None:
+        self.require_role(role_id)
+        self._emit(self.RoleRemoved, cause, role_id=role_id)
+
+    # --- keys of the organization ------------------------------------------------------------
+
+    class KeyRegistered(Event):
+        key_id: str
+
+        def apply(self, org: Organization) -> None:
+            org.key_ids.append(self.key_id)
+
+    def register_key(self, key_id: str, cause: Cause) -> None:
+        self._emit(self.KeyRegistered, cause, key_id=key_id)

@@ -1,0 +1,77 @@
+"""The event store: an eventsourcing Application configured from one URL, and the few
+queries the library does not offer (the position of a given stored event)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+
+def persistence_env(url: str) -> dict[str, str]:
+    """`sqlite:///path/events.db` or `postgresql://user:pw@host:port/db?schema=name`."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path)
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            path = path[1:]  # sqlite:///var/events.db is relative, sqlite:////abs is absolute
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    if parsed.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parsed.query)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_POOL_SIZE": "4",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+    raise ValueError(f"unsupported event store URL {url!r}: use sqlite:/// or postgresql://")
+
+
+class ApiKeysApplication(Application[UUID]):
+    """The write model's store. Its name gives the PostgreSQL table `apikeys_events`."""
+
+    name = "ApiKeys"
+
+    def __init__(self, url: str, **extra_env: Any):
+        super().__init__(env={**persistence_env(url), **extra_env})
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        """The global position (notification id) of one stored event."""
+        recorder = self.recorder
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            sql = (
+                f"SELECT rowid FROM {recorder.events_table_name} "  # noqa: S608
+                "WHERE originator_id=? AND originator_version=?"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(sql, (originator_id.hex, version))
+                row = cursor.fetchone()
+                return int(row[0]) if row else None
+        if isinstance(recorder, PostgresApplicationRecorder):
+            table = f"{recorder.datastore.schema or 'public'}.{recorder.events_table_name}"
+            sql = (
+                f"SELECT notification_id FROM {table} "  # noqa: S608
+                "WHERE originator_id=%s AND originator_version=%s"
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(sql, (originator_id, version))
+                row = cursor.fetchone()
+                return int(row["notification_id"]) if row else None
+        raise TypeError(f"no position lookup for {type(recorder).__name__}")

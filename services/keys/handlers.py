@@ -1,0 +1,131 @@
+"""One function per command: load what it needs, call the aggregates, return what changed.
+
+Guards run before anything changes, so a refused command leaves every aggregate as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from contracts import commands as c
+from services.keys.domain import ApiKey, Cause, DomainError, Organization
+
+
+class UnitOfWork(Protocol):
+    def organization(self, organization_id: str) -> Organization | None: ...
+
+    def key(self, key_id: str) -> ApiKey | None: ...
+
+    def touch(self, *aggregates: Organization | ApiKey) -> None: ...
+
+
+def handle(command: c.AnyCommand, uow: UnitOfWork, now: datetime) -> None:
+    if isinstance(command, c.KeyCommand):
+        handle_key_command(command, uow, now)
+    else:
+        handle_directory_command(command, uow)
+
+
+def handle_directory_command(command: c.AnyCommand, uow: UnitOfWork) -> None:
+    cause = Cause(command.command_id)
+    org = uow.organization(command.organization_id)
+    if org is None:
+        org = Organization.register(command.organization_id, cause)
+    match command:
+        case c.EnableApiModule():
+            org.enable_api_module(cause)
+        case c.DisableApiModule():
+            org.disable_api_module(cause)
+        case c.GrantApiAdministrator(user_id=user_id):
+            org.grant_api_administrator(user_id, cause)
+        case c.RevokeApiAdministrator(user_id=user_id):
+            org.revoke_api_administrator(user_id, cause)
+        case c.DefineLocation(location_id=location_id, name=name, parent_id=parent_id):
+            org.define_location(location_id, name, parent_id, cause)
+        case c.RenameLocation(location_id=location_id, name=name):
+            org.rename_location(location_id, name, cause)
+        case c.MoveLocation(location_id=location_id, new_parent_id=parent_id):
+            org.move_location(location_id, parent_id, cause)
+        case c.RemoveLocation(location_id=location_id):
+            keys = _keys_of(org, uow)
+            in_use = any(key.uses_location(location_id) for key in keys)
+            org.remove_location(location_id, in_use, cause)
+        case c.DefineRole(role_id=role_id, name=name, permissions=permissions):
+            org.define_role(role_id, name, _permissions(permissions), cause)
+        case c.ChangeRolePermissions(role_id=role_id, permissions=permissions):
+            org.change_role_permissions(role_id, _permissions(permissions), cause)
+        case c.RenameRole(role_id=role_id, name=name):
+            org.rename_role(role_id, name, cause)
+        case c.RemoveRole(role_id=role_id):
+            keys = _keys_of(org, uow)
+            org.remove_role(role_id, cause)
+            uow.touch(org)
+            for key in keys:
+                key.drop_removed_role(role_id, cause)
+                uow.touch(key)
+            return
+        case _:
+            raise DomainError("invalid_command", f"{type(command).__name__} is not handled")
+    uow.touch(org)
+
+
+def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) -> None:
+    cause = Cause(command.command_id, command.actor_id)
+    org = uow.organization(command.organization_id)
+    if org is None:
+        raise DomainError("unknown_organization", f"no organization {command.organization_id!r}")
+    org.require_key_manager(command.actor_id)
+    if isinstance(command, c.CreateApiKey):
+        if uow.key(command.key_id) is not None:
+            raise DomainError("key_exists", f"key {command.key_id!r} already exists")
+        key = ApiKey.create(
+            org,
+            command.key_id,
+            name=command.name,
+            location_ids=command.location_ids,
+            role_ids=command.role_ids,
+            off_cells=[(cell.role_id, cell.location_id) for cell in command.role_locations],
+            secret_sha256=command.secret_sha256,
+            secret_hint=command.secret_hint,
+            expires_at=command.expires_at,
+            cause=cause,
+        )
+        org.register_key(command.key_id, cause)
+        uow.touch(org, key)
+        return
+    key = uow.key(command.key_id)
+    if key is None or key.organization_id != command.organization_id:
+        raise DomainError("unknown_key", f"no key {command.key_id!r} in this organization")
+    match command:
+        case c.RenameApiKey(name=name):
+            key.rename(name, cause)
+        case c.AddKeyLocation(location_id=location_id):
+            key.add_location(org, location_id, cause)
+        case c.RemoveKeyLocation(location_id=location_id):
+            key.remove_location(location_id, cause)
+        case c.AddKeyRole(role_id=role_id):
+            key.add_role(org, role_id, cause)
+        case c.RemoveKeyRole(role_id=role_id):
+            key.remove_role(role_id, cause)
+        case c.ToggleRoleLocation(role_id=role_id, location_id=location_id, applies=applies):
+            key.toggle_role_location(role_id, location_id, applies, cause)
+        case c.RotateKeySecret(secret_sha256=sha, secret_hint=hint, grace_seconds=grace):
+            key.rotate_secret(sha, hint, grace, now, cause)
+        case c.DisableApiKey():
+            key.disable(cause)
+        case c.EnableApiKey():
+            key.enable(cause)
+        case c.DeleteApiKey():
+            key.delete(cause)
+        case _:
+            raise DomainError("invalid_command", f"{type(command).__name__} is not handled")
+    uow.touch(key)
+
+
+def _keys_of(org: Organization, uow: UnitOfWork) -> list[ApiKey]:
+    return [key for key_id in org.key_ids if (key := uow.key(key_id)) is not None]
+
+
+def _permissions(permissions: list) -> list[list[str]]:
+    return [[p.permission, p.scope] for p in permissions]
