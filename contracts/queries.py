@@ -1,0 +1,97 @@
+"""HTTP query requests and answers of the projection service (msgspec structs only).
+
+Every answer carries ``position``: the global event position the read model had applied when it
+answered, so a client can ask later queries with ``min_position`` for read-your-writes.
+"""
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from contracts.common import Scope
+
+DenialReason = Literal[
+    "unknown_key", "deleted", "api_module_disabled", "disabled", "expired", "not_granted"
+]
+KeyStatus = Literal["active", "disabled", "deleted", "expired", "api_module_disabled", "unknown"]
+VerifyCode = Literal[
+    "VALID", "NOT_FOUND", "MALFORMED", "DISABLED", "DELETED", "EXPIRED", "API_MODULE_DISABLED"
+]
+
+
+class Reason(msgspec.Struct, frozen=True, order=True):
+    """Why a permission applies: the role, the key location whose cell granted it, the scope."""
+
+    role_id: str
+    location_id: str
+    scope: Scope
+
+
+class CheckAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    allowed: bool
+    reasons: list[Reason]
+    position: int
+    denied_because: DenialReason | None = None
+
+
+class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    permission: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    location_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class VerifyAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    valid: bool
+    code: VerifyCode
+    key_id: str | None
+    organization_id: str | None
+    position: int
+    allowed: bool | None = None
+
+
+class PermissionScopes(msgspec.Struct, kw_only=True):
+    permission: str
+    scopes: list[Scope]
+    reasons: list[Reason]
+
+
+class LocationPermissions(msgspec.Struct, kw_only=True):
+    location_id: str
+    permissions: list[PermissionScopes]
+
+
+class KeyPermissionsAnswer(msgspec.Struct, kw_only=True):
+    key_id: str
+    organization_id: str | None
+    status: KeyStatus
+    locations: list[LocationPermissions]
+    position: int
+
+
+class KeyHolder(msgspec.Struct, kw_only=True):
+    key_id: str
+    name: str
+    reasons: list[Reason]
+
+
+class OrganizationKeysAnswer(msgspec.Struct, kw_only=True):
+    organization_id: str
+    permission: str
+    location_id: str
+    keys: list[KeyHolder]
+    position: int
+
+
+class HealthAnswer(msgspec.Struct, kw_only=True):
+    status: Literal["ok", "ready", "not_ready"]
+    position: int
+    caught_up_seconds_ago: float | None = None
+
+
+class ErrorAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    error: str
+    position: int | None = None
+    detail: str | None = None
+
+
+query_encoder = msgspec.json.Encoder()

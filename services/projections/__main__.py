@@ -1,0 +1,3 @@
+from services.projections.main import main
+
+main()

@@ -1,0 +1,248 @@
+"""HTTP queries over the live read model (read-only). Tokens are hashed at once and never logged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+
+from contracts import queries as q
+from contracts.tokens import checksum_ok, has_prefix, token_sha256
+from services.projections import rules
+from services.projections.live import LiveReadModel, PositionNotReached
+
+MAX_BODY_BYTES = 8 * 1024
+_ID = r"^[^\s\x00-\x1f\x7f]{1,200}$"
+_PERMISSION = r"^[^\x00-\x1f\x7f]{1,200}$"
+Id = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=200)]
+PermissionName = Annotated[str, Parameter(pattern=_PERMISSION, min_length=1, max_length=200)]
+MinPosition = Annotated[int | None, Parameter(ge=0, le=2**63 - 1)]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class QueryContext:
+    def __init__(self, live: LiveReadModel, clock: Clock, min_position_wait: float) -> None:
+        self.live = live
+        self.clock = clock
+        self.min_position_wait = min_position_wait
+        self.ready_lag_seconds = 5.0
+
+    async def model_at(self, min_position: int | None) -> rules.ReadModel:
+        await self.live.wait_for(min_position, self.min_position_wait)
+        return self.live.model
+
+
+def _context(state: State) -> QueryContext:
+    context: QueryContext = state.queries
+    return context
+
+
+def _queries(*names: str) -> dict[str, Any]:
+    return {"query_parameters": frozenset(names)}
+
+
+@get("/v1/check", opt=_queries("key_id", "permission", "location_id", "item_owner", "min_position"))
+async def check(
+    state: State,
+    key_id: Id,
+    permission: PermissionName,
+    location_id: Id,
+    item_owner: Literal["key"] | None = None,
+    min_position: MinPosition = None,
+) -> q.CheckAnswer:
+    context = _context(state)
+    model = await context.model_at(min_position)
+    decision = rules.check(
+        model, key_id, permission, location_id, item_owner == "key", context.clock()
+    )
+    return q.CheckAnswer(
+        allowed=decision.allowed,
+        reasons=decision.reasons,
+        denied_because=decision.denied_because,
+        position=model.position,
+    )
+
+
+@post("/v1/verify", status_code=200, opt=_queries("min_position"))
+async def verify(
+    state: State, data: q.VerifyRequest, min_position: MinPosition = None
+) -> q.VerifyAnswer:
+    context = _context(state)
+    model = await context.model_at(min_position)
+    token = data.token
+    if has_prefix(token) and not checksum_ok(token):
+        return q.VerifyAnswer(
+            valid=False,
+            code="MALFORMED",
+            key_id=None,
+            organization_id=None,
+            position=model.position,
+        )
+    now = context.clock()
+    found = rules.verify_secret(model, token_sha256(token), now)
+    allowed = None
+    if data.permission is not None and data.location_id is not None:
+        allowed = (
+            found.code == "VALID"
+            and rules.check(
+                model, found.key_id or "", data.permission, data.location_id, False, now
+            ).allowed
+        )
+    return q.VerifyAnswer(
+        valid=found.code == "VALID",
+        code=found.code,
+        key_id=found.key_id,
+        organization_id=found.organization_id,
+        allowed=allowed,
+        position=model.position,
+    )
+
+
+@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position"))
+async def key_permissions(
+    state: State, key_id: Id, min_position: MinPosition = None
+) -> q.KeyPermissionsAnswer:
+    context = _context(state)
+    model = await context.model_at(min_position)
+    return permissions_answer(model, key_id, context.clock())
+
+
+def permissions_answer(
+    model: rules.ReadModel, key_id: str, now: datetime
+) -> q.KeyPermissionsAnswer:
+    status, listing = rules.effective_permissions(model, key_id, now)
+    view = model.keys.get(key_id)
+    locations = [
+        q.LocationPermissions(
+            location_id=location_id,
+            permissions=[
+                q.PermissionScopes(
+                    permission=permission,
+                    scopes=sorted({r.scope for r in reasons}),
+                    reasons=reasons,
+                )
+                for permission, reasons in by_permission.items()
+            ],
+        )
+        for location_id, by_permission in listing.items()
+    ]
+    return q.KeyPermissionsAnswer(
+        key_id=key_id,
+        organization_id=view.organization_id if view else None,
+        status=status,
+        locations=locations,
+        position=model.position,
+    )
+
+
+@get(
+    "/v1/organizations/{organization_id:str}/keys",
+    opt=_queries("permission", "location_id", "min_position"),
+)
+async def organization_keys(
+    state: State,
+    organization_id: Id,
+    permission: PermissionName,
+    location_id: Id,
+    min_position: MinPosition = None,
+) -> q.OrganizationKeysAnswer:
+    context = _context(state)
+    model = await context.model_at(min_position)
+    holders = rules.keys_with_permission(
+        model, organization_id, permission, location_id, context.clock()
+    )
+    return q.OrganizationKeysAnswer(
+        organization_id=organization_id,
+        permission=permission,
+        location_id=location_id,
+        keys=[
+            q.KeyHolder(key_id=key_id, name=model.keys[key_id].state.name, reasons=reasons)
+            for key_id, reasons in holders
+        ],
+        position=model.position,
+    )
+
+
+@get("/health", opt=_queries())
+async def health(state: State) -> q.HealthAnswer:
+    return q.HealthAnswer(status="ok", position=_context(state).live.position)
+
+
+@get("/ready", opt=_queries())
+async def ready(state: State) -> Response[q.HealthAnswer]:
+    context = _context(state)
+    ago = context.live.caught_up_seconds_ago()
+    is_ready = ago is not None and ago <= context.ready_lag_seconds
+    answer = q.HealthAnswer(
+        status="ready" if is_ready else "not_ready",
+        position=context.live.position,
+        caught_up_seconds_ago=ago,
+    )
+    return Response(answer, status_code=200 if is_ready else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
+    allowed = request.route_handler.opt.get("query_parameters")
+    if allowed is None:
+        return
+    for name in request.query_params:
+        if name not in allowed:
+            raise ValidationException(f"unknown query parameter: {name[:50]}")
+        if len(request.query_params.getall(name)) > 1:
+            raise ValidationException(f"query parameter given more than once: {name}")
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
+    detail = None
+    if isinstance(exc.extra, list | dict) and exc.extra:
+        detail = "; ".join(
+            f"{e.get('key', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
+            for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])
+        )
+    return Response(q.ErrorAnswer(error=exc.detail, detail=detail), status_code=exc.status_code)
+
+
+def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error=str(exc), position=exc.position)
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error="internal error")
+    return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_app(
+    live: LiveReadModel,
+    *,
+    clock: Clock = utc_now,
+    min_position_wait: float = 5.0,
+    ready_lag_seconds: float = 5.0,
+) -> Litestar:
+    context = QueryContext(live, clock, min_position_wait)
+    context.ready_lag_seconds = ready_lag_seconds
+    return Litestar(
+        route_handlers=[check, verify, key_permissions, organization_keys, health, ready],
+        state=State({"queries": context}),
+        before_request=reject_unknown_query_parameters,
+        exception_handlers={
+            HTTPException: _http_error,
+            PositionNotReached: _not_reached,
+            Exception: _unexpected,
+        },
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="API keys projections", version="1.0.0"),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,108 @@
+"""Follows the events stream with XREAD from the stored position and folds each batch.
+
+No consumer group: the position lives with the view, written in the same transaction as its rows,
+so a restart resumes exactly after the last stored batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from contracts.events import event_decoder
+from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
+from services.projections import rules
+from services.projections.live import LiveReadModel
+from services.projections.views import ViewStore, batch_for
+
+log = logging.getLogger(__name__)
+_DATA = DATA_FIELD.encode()
+
+Entry = tuple[bytes | str, dict[Any, Any]]
+
+
+def stream_cursor(position: int) -> str:
+    return position_to_entry_id(position) if position > 0 else "0-0"
+
+
+def fold_entries(model: rules.ReadModel, entries: Sequence[Entry]) -> list[rules.Touched]:
+    """Fold stream entries into the model; an undecodable entry is logged and passed over."""
+    touched = []
+    for entry_id, fields in entries:
+        position = entry_id_to_position(entry_id)
+        data = fields.get(_DATA, fields.get(DATA_FIELD))
+        try:
+            if data is None:
+                raise msgspec.DecodeError(f"no {DATA_FIELD} field")
+            event = event_decoder.decode(data)
+        except (msgspec.DecodeError, TypeError):
+            log.error("skipping undecodable event at stream entry %r", entry_id)
+        else:
+            change = rules.apply(model, event)
+            if change is not None:
+                touched.append(change)
+        # the cursor follows the stream even past entries that changed nothing
+        model.position = max(model.position, position)
+    return touched
+
+
+def stream_entries(reply: Any) -> list[Entry]:
+    """The entries of a one-stream XREAD reply (RESP2 list or RESP3 map)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0])
+    return list(reply[0][1])
+
+
+async def apply_batch(live: LiveReadModel, store: ViewStore, entries: Sequence[Entry]) -> int:
+    before = live.model.position
+    touched = fold_entries(live.model, entries)
+    if live.model.position > before:
+        await asyncio.to_thread(store.save, batch_for(live.model, touched))
+        live.advanced()
+    return len(touched)
+
+
+async def follow(
+    redis: Redis,
+    stream: str,
+    live: LiveReadModel,
+    store: ViewStore,
+    *,
+    count: int = 500,
+    block_ms: int = 1000,
+) -> None:
+    """Run until cancelled. On a store failure the model is reloaded from the store."""
+    while True:
+        try:
+            reply = await redis.xread(
+                {stream: stream_cursor(live.model.position)}, count=count, block=block_ms
+            )
+            entries = stream_entries(reply)
+            if entries:
+                await apply_batch(live, store, entries)
+            if len(entries) < count:
+                live.mark_caught_up()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as error:
+            log.warning("events stream unreachable (%s); retrying", error)
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("applying a batch failed; reloading the read model from the store")
+            await asyncio.sleep(1.0)
+            await _reload(live, store)
+
+
+async def _reload(live: LiveReadModel, store: ViewStore) -> None:
+    try:
+        live.replace(await asyncio.to_thread(store.load))
+    except Exception:
+        log.exception("reloading the read model failed; will retry")

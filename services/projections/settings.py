@@ -1,0 +1,50 @@
+"""The projection service's settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts.streams import EVENTS_STREAM
+from services.projections.views import DEFAULT_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    events_stream: str = EVENTS_STREAM
+    view_store: str = "sqlite:///var/views.db"
+    view_table_prefix: str = DEFAULT_PREFIX
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    min_position_wait: float = 5.0
+    ready_lag_seconds: float = 5.0
+    read_count: int = 500
+    read_block_ms: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        host, port = _split_addr(env.get("APIKEYS_HTTP_ADDR", "127.0.0.1:8080"))
+        return cls(
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            events_stream=env.get("APIKEYS_EVENTS_STREAM", cls.events_stream),
+            view_store=env.get("APIKEYS_VIEW_STORE", cls.view_store),
+            view_table_prefix=env.get("APIKEYS_VIEW_TABLE_PREFIX", cls.view_table_prefix),
+            http_host=host,
+            http_port=port,
+            min_position_wait=float(env.get("APIKEYS_MIN_POSITION_WAIT", cls.min_position_wait)),
+            ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
+        )
+
+    @property
+    def http_addr(self) -> str:
+        return f"{self.http_host}:{self.http_port}"
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"APIKEYS_HTTP_ADDR must be host:port, got {addr!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)

@@ -1,0 +1,242 @@
+"""Stores for the read model: its rows and its position, written in one transaction per batch.
+
+SQLite (stdlib sqlite3) or PostgreSQL (psycopg 3), chosen by URL. A batch whose position is at or
+below the stored one changes nothing, so re-applying events after a crash has no effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from contracts.events import KeyState
+from services.projections import rules
+
+DEFAULT_PREFIX = "apikeys_view_"
+_PREFIX_PATTERN = re.compile(r"^apikeys_view_[a-z0-9_]*$")
+_encoder = msgspec.json.Encoder()
+_key_decoder = msgspec.json.Decoder(KeyState)
+_org_decoder = msgspec.json.Decoder(rules.OrganizationView)
+
+
+@dataclass
+class Batch:
+    """Rows to write, serialised from the in-memory model, and the position they reflect."""
+
+    position: int
+    keys: list[tuple[str, str, str]] = field(default_factory=list)  # key_id, org_id, state json
+    organizations: list[tuple[str, str]] = field(default_factory=list)  # org_id, state json
+    secrets: list[tuple[str, list[tuple[str, str, str, str | None]]]] = field(default_factory=list)
+
+
+def batch_for(model: rules.ReadModel, touched: Iterable[rules.Touched]) -> Batch:
+    key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
+    org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
+    batch = Batch(model.position)
+    for org_id in org_ids:
+        batch.organizations.append((org_id, _encoder.encode(model.organizations[org_id]).decode()))
+    for key_id in key_ids:
+        view = model.keys[key_id]
+        batch.keys.append((key_id, view.organization_id, _encoder.encode(view.state).decode()))
+        rows: list[tuple[str, str, str, str | None]] = [
+            (sha, key_id, str(ref.kind), until.isoformat() if until else None)
+            for sha, ref, until in rules.secret_refs(view.state)
+        ]
+        batch.secrets.append((key_id, rows))
+    return batch
+
+
+def full_batch(model: rules.ReadModel) -> Batch:
+    touched = [rules.Touched(org_id, None) for org_id in model.organizations]
+    touched += [rules.Touched(view.organization_id, k) for k, view in model.keys.items()]
+    return batch_for(model, touched)
+
+
+class ViewStore(Protocol):
+    def load(self) -> rules.ReadModel: ...
+
+    def save(self, batch: Batch) -> bool: ...
+
+    def replace(self, batch: Batch) -> None: ...
+
+    def drop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqlViewStore:
+    """The SQL shared by both databases; subclasses give the connection and the transaction."""
+
+    placeholder = "?"
+    connection: Any
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        if not _PREFIX_PATTERN.match(prefix):
+            raise ValueError(f"table prefix must match {_PREFIX_PATTERN.pattern}: {prefix!r}")
+        self.prefix = prefix
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{p}", self.prefix).replace("?", self.placeholder)
+
+    def create_tables(self) -> None:
+        statements = [
+            "CREATE TABLE IF NOT EXISTS {p}keys (key_id TEXT PRIMARY KEY,"
+            " organization_id TEXT NOT NULL, state TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS {p}keys_org ON {p}keys (organization_id)",
+            "CREATE TABLE IF NOT EXISTS {p}organizations (organization_id TEXT PRIMARY KEY,"
+            " state TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS {p}secrets (sha256 TEXT PRIMARY KEY,"
+            " key_id TEXT NOT NULL, kind TEXT NOT NULL, valid_until TEXT)",
+            "CREATE INDEX IF NOT EXISTS {p}secrets_key ON {p}secrets (key_id)",
+            "CREATE TABLE IF NOT EXISTS {p}position (id INTEGER PRIMARY KEY,"
+            " position BIGINT NOT NULL)",
+            "INSERT INTO {p}position (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        ]
+        with self._transaction() as cur:
+            for statement in statements:
+                cur.execute(self._sql(statement))
+
+    def load(self) -> rules.ReadModel:
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT position FROM {p}position WHERE id = 1"))
+            position = int(cur.fetchone()[0])
+            cur.execute(self._sql("SELECT organization_id, state FROM {p}organizations"))
+            orgs = {org_id: _org_decoder.decode(state) for org_id, state in cur.fetchall()}
+            cur.execute(self._sql("SELECT key_id, organization_id, state FROM {p}keys"))
+            keys = {
+                key_id: rules.KeyView(org_id, _key_decoder.decode(state))
+                for key_id, org_id, state in cur.fetchall()
+            }
+        return rules.restore(position, orgs, keys)
+
+    def position(self) -> int:
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT position FROM {p}position WHERE id = 1"))
+            return int(cur.fetchone()[0])
+
+    def save(self, batch: Batch) -> bool:
+        """Write the batch and its position together; False (nothing written) if already there."""
+        try:
+            with self._transaction() as cur:
+                cur.execute(
+                    self._sql("UPDATE {p}position SET position = ? WHERE id = 1 AND position < ?"),
+                    (batch.position, batch.position),
+                )
+                if cur.rowcount != 1:
+                    raise _AlreadyApplied
+                self._write_rows(cur, batch)
+        except _AlreadyApplied:
+            return False
+        return True
+
+    def replace(self, batch: Batch) -> None:
+        """Replace everything by the batch (a rebuild), in one transaction."""
+        with self._transaction() as cur:
+            for table in ("keys", "organizations", "secrets"):
+                cur.execute(self._sql(f"DELETE FROM {{p}}{table}"))
+            cur.execute(
+                self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
+            )
+            self._write_rows(cur, batch)
+
+    def _write_rows(self, cur: Any, batch: Batch) -> None:
+        if batch.organizations:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO {p}organizations (organization_id, state) VALUES (?, ?)"
+                    " ON CONFLICT (organization_id) DO UPDATE SET state = excluded.state"
+                ),
+                batch.organizations,
+            )
+        if batch.keys:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO {p}keys (key_id, organization_id, state) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key_id) DO UPDATE SET organization_id ="
+                    " excluded.organization_id, state = excluded.state"
+                ),
+                batch.keys,
+            )
+        for key_id, rows in batch.secrets:
+            cur.execute(self._sql("DELETE FROM {p}secrets WHERE key_id = ?"), (key_id,))
+            if rows:
+                cur.executemany(
+                    self._sql(
+                        "INSERT INTO {p}secrets (sha256, key_id, kind, valid_until)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET"
+                        " key_id = excluded.key_id, kind = excluded.kind,"
+                        " valid_until = excluded.valid_until"
+                    ),
+                    rows,
+                )
+
+    def drop(self) -> None:
+        with self._transaction() as cur:
+            for table in ("keys", "organizations", "secrets", "position"):
+                cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}"))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _AlreadyApplied(Exception):
+    """Raised inside a transaction to roll it back when the batch's position is not new."""
+
+
+class SqliteViewStore(SqlViewStore):
+    def __init__(self, path: str, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(prefix)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA busy_timeout=10000")
+        self.create_tables()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        cur = self.connection.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+
+class PostgresViewStore(SqlViewStore):
+    placeholder = "%s"
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        import psycopg
+
+        super().__init__(prefix)
+        self.connection = psycopg.connect(url, autocommit=True)
+        self.create_tables()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self.connection.transaction(), self.connection.cursor() as cur:
+            yield cur
+
+
+def open_store(url: str, prefix: str = DEFAULT_PREFIX) -> SqlViewStore:
+    if url.startswith("sqlite:///"):
+        return SqliteViewStore(url.removeprefix("sqlite:///") or ":memory:", prefix)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresViewStore(url, prefix)
+    raise ValueError("APIKEYS_VIEW_STORE must be sqlite:///path or postgresql://...")
