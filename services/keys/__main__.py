@@ -1,0 +1,3 @@
+from services.keys.main import serve
+
+serve()

@@ -1,0 +1,62 @@
+"""From a raw stream entry to a command, or to the reason it cannot be one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from contracts.commands import COMMAND_TYPES, AnyCommand, command_decoder
+from contracts.results import CommandResult, DeadLetter, Error
+from contracts.streams import DATA_FIELD
+
+_DATA_KEY = DATA_FIELD.encode()
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An entry that is not a valid command: dead-lettered, and answered when it names one."""
+
+    dead_letter: DeadLetter
+    result: CommandResult | None = None
+
+
+def read_entry(
+    entry_id: str, fields: dict[bytes, bytes], stream: str
+) -> AnyCommand | Refused:
+    raw = fields.get(_DATA_KEY)
+    if raw is None:
+        return _refuse(entry_id, stream, f"no {DATA_FIELD} field", repr(fields)[:4096])
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return _refuse(entry_id, stream, "not a JSON object", _text(raw))
+    if not isinstance(body, dict):
+        return _refuse(entry_id, stream, "not a JSON object", _text(raw))
+    command_type = body.get("type")
+    if command_type not in COMMAND_TYPES:
+        return _refuse(entry_id, stream, f"unknown command type {command_type!r}", _text(raw))
+    try:
+        return command_decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        refused = _refuse(entry_id, stream, f"invalid_command: {error}", _text(raw))
+        command_id = body.get("command_id")
+        key_id = body.get("key_id")
+        organization_id = body.get("organization_id")
+        result = CommandResult(
+            command_id=command_id if isinstance(command_id, str) else None,
+            type=command_type,
+            status="rejected",
+            organization_id=organization_id if isinstance(organization_id, str) else None,
+            key_id=key_id if isinstance(key_id, str) else None,
+            error=Error("invalid_command", str(error)),
+        )
+        return Refused(refused.dead_letter, result)
+
+
+def _refuse(entry_id: str, stream: str, reason: str, payload: str) -> Refused:
+    return Refused(DeadLetter(entry_id=entry_id, stream=stream, reason=reason, payload=payload))
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")

@@ -1,0 +1,132 @@
+"""The relay: follows the event store's notification log and publishes each stored event to
+the events stream, in position order, exactly once per position.
+
+Each event is added with the explicit entry id ``<position>-1`` inside MULTI/EXEC: Redis
+refuses an id at or below the stream's top, so a re-publish after a crash changes nothing,
+and the stream's last id is where the relay resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from contracts.events import event_encoder
+from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
+from services.keys.domain import CommandReceipt
+from services.keys.event_store import ApiKeysApplication
+from services.keys.mapping import is_published, to_contract
+
+log = logging.getLogger(__name__)
+RECEIPT_TOPIC = f"{CommandReceipt.__module__}:{CommandReceipt.__qualname__}.Recorded"
+
+
+async def stream_top_position(redis: Redis, stream: str) -> int:
+    try:
+        info = await redis.xinfo_stream(stream)
+    except ResponseError:
+        return 0  # no stream yet
+    last = info.get("last-generated-id") or b"0-0"
+    return entry_id_to_position(last)
+
+
+class EventRelay:
+    def __init__(
+        self,
+        app: ApiKeysApplication,
+        redis: Redis,
+        stream: str,
+        *,
+        batch_size: int = 1000,
+        cache_size: int = 50_000,
+    ):
+        self.app = app
+        self.redis = redis
+        self.stream = stream
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
+        self.read_up_to = 0
+        self.wake = asyncio.Event()
+
+    async def start_position(self) -> int:
+        self.read_up_to = await stream_top_position(self.redis, self.stream)
+        return self.read_up_to
+
+    def read_batch(self) -> list[tuple[int, bytes]]:
+        """The next stored events, mapped to contract events, as (position, JSON)."""
+        notifications = self.app.recorder.select_notifications(
+            start=self.read_up_to + 1, limit=self.batch_size
+        )
+        out: list[tuple[int, bytes]] = []
+        for notification in notifications:
+            self.read_up_to = notification.id
+            if notification.topic == RECEIPT_TOPIC:
+                continue
+            event = self.app.mapper.to_domain_event(notification)
+            aggregate = self._fold(event)
+            if not is_published(event):
+                continue
+            contract = to_contract(event, aggregate, notification.id)
+            if contract is not None:
+                out.append((notification.id, event_encoder.encode(contract)))
+        return out
+
+    def _fold(self, event: Any) -> Any:
+        aggregate = self.aggregates.get(event.originator_id)
+        if aggregate is not None and aggregate.version == event.originator_version - 1:
+            aggregate = event.mutate(aggregate)
+        else:
+            aggregate = self.app.repository.get(
+                event.originator_id, version=event.originator_version
+            )
+        self.aggregates[event.originator_id] = aggregate
+        self.aggregates.move_to_end(event.originator_id)
+        if len(self.aggregates) > self.cache_size:
+            self.aggregates.popitem(last=False)
+        return aggregate
+
+    async def publish(self, items: list[tuple[int, bytes]]) -> None:
+        if not items:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for position, data in items:
+                pipe.xadd(self.stream, {DATA_FIELD: data}, id=position_to_entry_id(position))
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and "equal or smaller" not in str(reply):
+                raise reply
+
+    async def relay_once(self) -> int:
+        """Publish what is stored and not yet published; return how many events went out."""
+        total = 0
+        while True:
+            before = self.read_up_to
+            items = self.read_batch()
+            await self.publish(items)
+            total += len(items)
+            if self.read_up_to == before:
+                return total
+
+    async def run(self, poll_seconds: float = 0.5) -> None:
+        await self.start_position()
+        while True:
+            try:
+                await self.relay_once()
+            except Exception:
+                log.exception("relay failed; retrying")
+                self.aggregates.clear()
+                await asyncio.sleep(1)
+                await self.start_position()
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), poll_seconds)
+            except TimeoutError:
+                pass

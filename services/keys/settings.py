@@ -1,0 +1,46 @@
+"""The keys service's settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts import streams
+
+DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
+
+
+@dataclass(frozen=True)
+class KeysSettings:
+    redis_url: str
+    event_store: str = DEFAULT_EVENT_STORE
+    commands_stream: str = streams.COMMANDS_STREAM
+    results_stream: str = streams.RESULTS_STREAM
+    events_stream: str = streams.EVENTS_STREAM
+    dead_letter_stream: str = streams.DEAD_LETTER_STREAM
+    group: str = streams.KEYS_GROUP
+    consumer: str = "keys-1"
+    batch_size: int = 500
+    max_deliveries: int = 5
+    reclaim_idle_ms: int = 30_000
+    health_addr: str = "127.0.0.1:8081"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            event_store=env.get("APIKEYS_EVENT_STORE", DEFAULT_EVENT_STORE),
+            commands_stream=env.get("APIKEYS_COMMANDS_STREAM", streams.COMMANDS_STREAM),
+            results_stream=env.get("APIKEYS_RESULTS_STREAM", streams.RESULTS_STREAM),
+            events_stream=env.get("APIKEYS_EVENTS_STREAM", streams.EVENTS_STREAM),
+            dead_letter_stream=env.get("APIKEYS_DEAD_LETTER_STREAM", streams.DEAD_LETTER_STREAM),
+            group=env.get("APIKEYS_KEYS_GROUP", streams.KEYS_GROUP),
+            consumer=env.get("APIKEYS_CONSUMER_NAME", f"keys-{socket.gethostname()}"),
+            batch_size=int(env.get("APIKEYS_BATCH_SIZE", "500")),
+            max_deliveries=int(env.get("APIKEYS_MAX_DELIVERIES", "5")),
+            reclaim_idle_ms=int(env.get("APIKEYS_RECLAIM_IDLE_MS", "30000")),
+            health_addr=env.get("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081"),
+        )
