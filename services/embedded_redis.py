@@ -32,7 +32,7 @@ class EmbeddedRedis:
     """A redis-server child process listening on 127.0.0.1 only."""
 
     def __init__(self, directory: Path, port: int | None = None, *, append_only: bool = True):
-        self.directory = directory
+        self.directory = directory.resolve()
         self.port = port or free_port()
         self.append_only = append_only
         self.process: subprocess.Popen[bytes] | None = None

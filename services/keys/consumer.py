@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
@@ -181,6 +182,14 @@ class CommandConsumer:
                 log.exception("reclaiming pending entries failed")
 
 
+async def keep_raw(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Skip FastStream's body decoding (it fails on bytes that are not UTF-8): entries are
+    read from the raw batch by `read_entry`, which dead-letters what is not a command."""
+    parsed = await original({**message, "data": []})
+    parsed.raw_message = message
+    return parsed
+
+
 def build_broker(settings: KeysSettings, consumer: CommandConsumer) -> RedisBroker:
     quiet = logging.getLogger("apikeys.keys.broker")
     quiet.setLevel(logging.WARNING)
@@ -194,7 +203,9 @@ def build_broker(settings: KeysSettings, consumer: CommandConsumer) -> RedisBrok
         polling_interval=1000,
     )
 
-    @broker.subscriber(stream=source, ack_policy=AckPolicy.MANUAL, include_in_schema=False)
+    @broker.subscriber(
+        stream=source, ack_policy=AckPolicy.MANUAL, include_in_schema=False, parser=keep_raw
+    )
     async def on_commands(message: RedisBatchStreamMessage) -> None:
         raw = message.raw_message
         await consumer.handle(raw["message_ids"], raw["data"])

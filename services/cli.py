@@ -1,0 +1,142 @@
+"""The `apikeys` command: run the product locally, run one service, make tokens."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from contracts.tokens import new_token, token_hint, token_sha256
+from services.embedded_redis import EmbeddedRedis, redis_cli_binary
+
+DEFAULT_EMBEDDED_REDIS_PORT = 6380
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a service exited with code {process.returncode} before {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
+
+
+def run(_: argparse.Namespace) -> int:
+    """Everything on this machine, in the foreground, until Ctrl-C."""
+    env = dict(os.environ)
+    var = Path(env.get("APIKEYS_VAR_DIR", "var"))
+    redis: EmbeddedRedis | None = None
+    if not env.get("REDIS_URL"):
+        port = int(env.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT))
+        redis = EmbeddedRedis(var / "redis", port).start()
+        env["REDIS_URL"] = redis.url
+        print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)", flush=True)
+    else:
+        print(f"redis        {env['REDIS_URL']}", flush=True)
+    env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
+    env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
+    http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
+    keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        keys = subprocess.Popen([sys.executable, "-m", "services.keys"], env=env)
+        children.append(keys)
+        wait_for_health(f"http://{keys_health}/health", keys)
+        print(f"keys         event store {env['APIKEYS_EVENT_STORE']}", flush=True)
+        projections = subprocess.Popen([sys.executable, "-m", "services.projections"], env=env)
+        children.append(projections)
+        wait_for_health(f"http://{http_addr}/health", projections)
+        print(f"projections  view store {env['APIKEYS_VIEW_STORE']}", flush=True)
+        print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis is not None:
+            redis.stop()
+
+
+def serve_keys(_: argparse.Namespace) -> int:
+    from services.keys.main import serve
+
+    serve()
+    return 0
+
+
+def serve_projections(_: argparse.Namespace) -> int:
+    from services.projections.main import serve
+    from services.projections.settings import Settings
+
+    serve(Settings.from_env())
+    return 0
+
+
+def rebuild_projections(_: argparse.Namespace) -> int:
+    from services.projections.main import rebuild
+    from services.projections.settings import Settings
+
+    applied = rebuild(Settings.from_env())
+    print(f"rebuilt the read model from history: {applied} events applied")
+    return 0
+
+
+def new_token_command(args: argparse.Namespace) -> int:
+    token = new_token(args.prefix)
+    print(f"token          {token}")
+    print(f"secret_sha256  {token_sha256(token)}")
+    print(f"secret_hint    {token_hint(token)}")
+    print("Keep the token; only its SHA-256 and hint go into CreateApiKey or RotateKeySecret.")
+    return 0
+
+
+def redis_cli(args: argparse.Namespace) -> int:
+    """The redis-cli bundled with the embedded server, pointed at REDIS_URL or the default."""
+    url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{DEFAULT_EMBEDDED_REDIS_PORT}/0")
+    return subprocess.call([str(redis_cli_binary()), "-u", url, *args.arguments])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apikeys", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run every part locally").set_defaults(func=run)
+    sub.add_parser("serve-keys", help="run the keys service alone").set_defaults(func=serve_keys)
+    sub.add_parser("serve-projections", help="run the projection service alone").set_defaults(
+        func=serve_projections
+    )
+    sub.add_parser("rebuild-projections", help="rebuild the read model from history").set_defaults(
+        func=rebuild_projections
+    )
+    token = sub.add_parser("new-token", help="make a token and its SHA-256")
+    token.add_argument("--prefix", default="apk")
+    token.set_defaults(func=new_token_command)
+    cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")
+    cli.add_argument("arguments", nargs=argparse.REMAINDER)
+    cli.set_defaults(func=redis_cli)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
