@@ -10,7 +10,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from contracts import queries as q
@@ -21,9 +21,11 @@ from services.projections.live import LiveReadModel, PositionNotReached
 MAX_BODY_BYTES = 8 * 1024
 _ID = r"^[^\s\x00-\x1f\x7f]{1,200}$"
 _PERMISSION = r"^[^\x00-\x1f\x7f]{1,200}$"
-Id = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=200)]
-PermissionName = Annotated[str, Parameter(pattern=_PERMISSION, min_length=1, max_length=200)]
-MinPosition = Annotated[int | None, Parameter(ge=0, le=2**63 - 1)]
+Id = Annotated[str, QueryParameter(pattern=_ID, min_length=1, max_length=200)]
+PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=200)]
+PermissionName = Annotated[str, QueryParameter(pattern=_PERMISSION, min_length=1, max_length=200)]
+MinPosition = Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)]
+ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
 Clock = Callable[[], datetime]
 
 
@@ -58,7 +60,7 @@ async def check(
     key_id: Id,
     permission: PermissionName,
     location_id: Id,
-    item_owner: Literal["key"] | None = None,
+    item_owner: ItemOwner = None,
     min_position: MinPosition = None,
 ) -> q.CheckAnswer:
     context = _context(state)
@@ -76,7 +78,7 @@ async def check(
 
 @post("/v1/verify", status_code=200, opt=_queries("min_position"))
 async def verify(
-    state: State, data: q.VerifyRequest, min_position: MinPosition = None
+    state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
 ) -> q.VerifyAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
@@ -111,7 +113,7 @@ async def verify(
 
 @get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position"))
 async def key_permissions(
-    state: State, key_id: Id, min_position: MinPosition = None
+    state: State, key_id: PathId, min_position: MinPosition = None
 ) -> q.KeyPermissionsAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
@@ -152,7 +154,7 @@ def permissions_answer(
 )
 async def organization_keys(
     state: State,
-    organization_id: Id,
+    organization_id: PathId,
     permission: PermissionName,
     location_id: Id,
     min_position: MinPosition = None,
