@@ -104,6 +104,9 @@ def rebuild_projections(_: argparse.Namespace) -> int:
 
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
+    if args.shell:
+        print(f"TOKEN={token}\nSECRET_SHA256={token_sha256(token)}\nSECRET_HINT={token_hint(token)}")
+        return 0
     print(f"token          {token}")
     print(f"secret_sha256  {token_sha256(token)}")
     print(f"secret_hint    {token_hint(token)}")
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     token = sub.add_parser("new-token", help="make a token and its SHA-256")
     token.add_argument("--prefix", default="apk")
+    token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
     cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")
     cli.add_argument("arguments", nargs=argparse.REMAINDER)
