@@ -15,7 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import Stack, encode, mixed_workload, raw_round_trips, wait_len, xadd_all
+from benchmarks.harness import (
+    Stack,
+    encode,
+    fresh_postgres_schema,
+    mixed_workload,
+    raw_round_trips,
+    wait_len,
+    xadd_all,
+)
 
 
 def main() -> None:
@@ -24,7 +32,8 @@ def main() -> None:
     parser.add_argument("--postgres", help="postgresql:// URL for the event store")
     args = parser.parse_args()
     payloads = encode(mixed_workload(args.commands))
-    stack = Stack(event_store=args.postgres)
+    store_url, drop = fresh_postgres_schema(args.postgres) if args.postgres else (None, None)
+    stack = Stack(event_store=store_url)
     try:
         baseline = raw_round_trips(stack.redis, payloads)
         stack.start_keys()
@@ -38,6 +47,8 @@ def main() -> None:
             statuses[status] = statuses.get(status, 0) + 1
     finally:
         stack.stop()
+        if drop:
+            drop()
     store = "PostgreSQL" if args.postgres else "SQLite"
     print(f"commands end to end ({store}, {len(payloads)} mixed commands): "
           f"{measured:,.0f} commands/s")

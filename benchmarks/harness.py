@@ -51,6 +51,24 @@ def encode(commands: list[dict[str, Any]]) -> list[bytes]:
     return [json.dumps(c).encode() for c in commands]
 
 
+def fresh_postgres_schema(url: str) -> tuple[str, Any]:
+    """A schema of its own for one run; returns the store URL and a function that drops it."""
+    import uuid
+
+    import psycopg
+
+    base = url.split("?", 1)[0]
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    return f"{base}?schema={schema}", drop
+
+
 def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
