@@ -1,0 +1,38 @@
+"""The projection service's settings come from the environment, with defaults."""
+
+import pytest
+
+from services.projections.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults():
+    settings = Settings.from_env({})
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.events_stream == "apikeys.events"
+    assert settings.view_store == "sqlite:///var/views.db"
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
+    assert settings.min_position_wait == 5.0
+
+
+def test_environment_overrides():
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://r:1/2",
+            "APIKEYS_EVENTS_STREAM": "s",
+            "APIKEYS_VIEW_STORE": "postgresql://u@h:5432/d",
+            "APIKEYS_HTTP_ADDR": "0.0.0.0:9000",
+            "APIKEYS_MIN_POSITION_WAIT": "0.5",
+        }
+    )
+    assert settings.redis_url == "redis://r:1/2"
+    assert settings.events_stream == "s"
+    assert settings.view_store == "postgresql://u@h:5432/d"
+    assert settings.http_addr == "0.0.0.0:9000"
+    assert settings.min_position_wait == 0.5
+
+
+def test_a_bad_address_is_refused():
+    with pytest.raises(ValueError):
+        Settings.from_env({"APIKEYS_HTTP_ADDR": "nonsense"})
