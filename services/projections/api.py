@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 
 from contracts import queries as q
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
-from services.projections import rules
+from services.projections import rules, verification
 from services.projections.live import LiveReadModel, PositionNotReached
 
 MAX_BODY_BYTES = 8 * 1024
@@ -92,7 +92,7 @@ async def verify(
             position=model.position,
         )
     now = context.clock()
-    found = rules.verify_secret(model, token_sha256(token), now)
+    found = verification.verify_secret(model, token_sha256(token), now)
     allowed = None
     if data.permission is not None and data.location_id is not None:
         allowed = (

@@ -7,7 +7,6 @@ event may change them; key status (expiry included) is decided at query time.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import msgspec
 
 from contracts import events as ev
 from contracts.common import Permission
-from contracts.queries import DenialReason, KeyStatus, Reason, VerifyCode
+from contracts.queries import DenialReason, KeyStatus, Reason
 
 GRANT_CACHE_LIMIT = 50_000
 
@@ -221,7 +220,7 @@ def _grant(
             reasons.append(reason)
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -237,7 +236,7 @@ def key_status(model: ReadModel, key_id: str, now: datetime) -> KeyStatus:
     if not view.state.enabled:
         return "disabled"
     expires_at = view.state.expires_at
-    if expires_at is not None and _aware(expires_at) <= _aware(now):
+    if expires_at is not None and aware(expires_at) <= aware(now):
         return "expired"
     return "active"
 
@@ -305,41 +304,3 @@ def keys_with_permission(
             if reasons:
                 holders.append((key_id, reasons))
     return holders
-
-
-# --- secrets -------------------------------------------------------------------------------------
-
-
-class Verification(NamedTuple):
-    code: VerifyCode
-    key_id: str | None
-    organization_id: str | None
-
-
-_STATUS_CODES: dict[KeyStatus, VerifyCode] = {
-    "active": "VALID",
-    "deleted": "DELETED",
-    "api_module_disabled": "API_MODULE_DISABLED",
-    "disabled": "DISABLED",
-    "expired": "EXPIRED",
-    "unknown": "NOT_FOUND",
-}
-
-
-def verify_secret(model: ReadModel, secret_sha256: str, now: datetime) -> Verification:
-    ref = model.secrets.get(secret_sha256)
-    view = model.keys.get(ref.key_id) if ref else None
-    if ref is None or view is None:
-        return Verification("NOT_FOUND", None, None)
-    state = view.state
-    if ref.kind == "current":
-        matches = hmac.compare_digest(state.secret_sha256, secret_sha256)
-    else:
-        until = state.previous_secret_valid_until
-        matches = hmac.compare_digest(state.previous_secret_sha256 or "", secret_sha256) and (
-            until is not None and _aware(now) < _aware(until)
-        )
-    if not matches:
-        return Verification("NOT_FOUND", None, None)
-    code = _STATUS_CODES[key_status(model, ref.key_id, now)]
-    return Verification(code, ref.key_id, view.organization_id)

@@ -36,6 +36,7 @@ class Settings:
             http_port=port,
             min_position_wait=float(env.get("APIKEYS_MIN_POSITION_WAIT", cls.min_position_wait)),
             ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
+            read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
         )
 
     @property

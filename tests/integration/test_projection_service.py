@@ -48,6 +48,7 @@ def settings(request, redis_url: str, unique: str, tmp_path: Path) -> Iterator[S
         view_table_prefix=f"apikeys_view_t{unique}_",
         http_port=free_port(),
         min_position_wait=15.0,
+        read_count=20,  # small batches, so a kill lands mid-stream
     )
     yield made
     for prefix in (made.view_table_prefix, made.view_table_prefix + "rebuilt_"):
@@ -65,6 +66,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "APIKEYS_VIEW_TABLE_PREFIX": settings.view_table_prefix,
         "APIKEYS_HTTP_ADDR": settings.http_addr,
         "APIKEYS_MIN_POSITION_WAIT": str(settings.min_position_wait),
+        "APIKEYS_READ_COUNT": str(settings.read_count),
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 from contracts import events as ev
 from contracts.queries import Reason
 from contracts.tokens import token_sha256
-from services.projections import rules
+from services.projections import rules, verification
 from tests.projection_builders import T0, EventLog
 
 pytestmark = pytest.mark.unit
@@ -249,17 +249,19 @@ class TestSecrets:
         return rules.fold(log.events)
 
     def test_the_current_secret_verifies(self):
-        found = rules.verify_secret(self.rotated(), token_sha256("new"), NOW + timedelta(days=9))
-        assert found == rules.Verification("VALID", "k1", "org-1")
+        found = verification.verify_secret(
+            self.rotated(), token_sha256("new"), NOW + timedelta(days=9)
+        )
+        assert found == verification.Verification("VALID", "k1", "org-1")
 
     def test_the_old_secret_verifies_during_the_grace_period(self):
         at = NOW - timedelta(seconds=1)
-        assert rules.verify_secret(self.rotated(), token_sha256("old"), at).code == "VALID"
+        assert verification.verify_secret(self.rotated(), token_sha256("old"), at).code == "VALID"
 
     def test_the_old_secret_never_verifies_after_the_grace_period(self):
         for at in (NOW, NOW + timedelta(days=365)):
-            found = rules.verify_secret(self.rotated(), token_sha256("old"), at)
-            assert found == rules.Verification("NOT_FOUND", None, None)
+            found = verification.verify_secret(self.rotated(), token_sha256("old"), at)
+            assert found == verification.Verification("NOT_FOUND", None, None)
 
     def test_a_second_rotation_forgets_the_first_secret(self):
         log = tree()
@@ -273,17 +275,17 @@ class TestSecrets:
                 previous_secret_valid_until=NOW + timedelta(days=1),
             )
         model = rules.fold(log.events)
-        assert rules.verify_secret(model, token_sha256("a"), NOW).code == "NOT_FOUND"
-        assert rules.verify_secret(model, token_sha256("b"), NOW).code == "VALID"
+        assert verification.verify_secret(model, token_sha256("a"), NOW).code == "NOT_FOUND"
+        assert verification.verify_secret(model, token_sha256("b"), NOW).code == "VALID"
 
     def test_status_codes_of_inactive_keys(self):
         log = tree()
         log.create_key("k1", ["hq"], [], secret_sha256=token_sha256("s"))
         model = rules.fold(log.events)
         rules.apply(model, log.key(ev.ApiKeyDisabled, "k1", enabled=False))
-        assert rules.verify_secret(model, token_sha256("s"), NOW).code == "DISABLED"
+        assert verification.verify_secret(model, token_sha256("s"), NOW).code == "DISABLED"
         rules.apply(model, log.key(ev.ApiKeyDeleted, "k1", deleted=True))
-        assert rules.verify_secret(model, token_sha256("s"), NOW).code == "DELETED"
+        assert verification.verify_secret(model, token_sha256("s"), NOW).code == "DELETED"
 
 
 class TestFolding:
