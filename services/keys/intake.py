@@ -34,7 +34,7 @@ def read_entry(
     if not isinstance(body, dict):
         return _refuse(entry_id, stream, "not a JSON object", _text(raw))
     command_type = body.get("type")
-    if command_type not in COMMAND_TYPES:
+    if not isinstance(command_type, str) or command_type not in COMMAND_TYPES:
         return _refuse(entry_id, stream, f"unknown command type {command_type!r}", _text(raw))
     try:
         return command_decoder.decode(raw)
