@@ -741,3 +741,42 @@ def test_a_resend_and_a_redelivery_in_one_batch_after_a_restart(
     assert [r.status for r in results] == ["accepted", "duplicate"]
     assert results[0].position == results[1].position == first[-1].position
     assert restarted.recorder.max_notification_id() == top
+
+
+def test_after_a_restart_a_redelivery_a_new_command_and_its_resend_in_one_batch(
+    open_app: Callable[[], ApiKeysApplication], send: Sender, stream: Stream
+) -> None:
+    app = open_app()
+    old = stream.entries(*send.setup(), send.create_key("k1"))
+    first = CommandProcessor(app).process(old)
+
+    restarted = open_app()
+    (new,) = stream.entries(send.key(c.AddKeyLocation, location_id="office"))
+    resend = Entry("999-0", new.command)
+    results = CommandProcessor(restarted).process([old[-1], new, resend])
+
+    assert [r.status for r in results] == ["accepted", "accepted", "duplicate"]
+    assert results[0].position == first[-1].position
+    assert results[2].position == results[1].position
+    assert load_key(restarted, "k1").location_ids == ["hq", "plant", "office"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: AggregateCache evicts aggregates changed earlier in the unsaved batch; "
+    "a later command of the batch reloads the stored (stale) version and gets a wrong outcome",
+)
+def test_a_batch_touching_more_aggregates_than_the_cache_holds_sees_its_own_changes(
+    app: ApiKeysApplication, send: Sender, stream: Stream
+) -> None:
+    processor = CommandProcessor(app, cache_size=2)
+    results = processor.process(
+        stream.entries(
+            *send.setup(),
+            send.create_key("k1"),
+            send.create_key("k2"),
+            send.key(c.RenameApiKey, "k1", name="Renamed"),
+        )
+    )
+    all_accepted(results)
+    assert load_key(app, "k1").name == "Renamed"
