@@ -151,7 +151,7 @@ class CommandProcessor:
                 plan, events = self._apply(entry, now)
                 planned.append(plan)
                 to_save.extend(events)
-            recordings = self.app.save(*to_save) if to_save else []
+            recordings = self.app.events.put(to_save) if to_save else []
         except BaseException:
             self.cache.clear()
             raise
@@ -173,7 +173,7 @@ class CommandProcessor:
         for aggregate in work.touched:
             self.cache.put(aggregate)  # later commands of the batch see the change
         last = events[-1] if events else None
-        receipt = CommandReceipt.record(
+        receipt = CommandReceipt.recorded(
             command_id=command.command_id,
             entry_id=entry.entry_id,
             command_type=type(command).__name__,
@@ -185,7 +185,8 @@ class CommandProcessor:
             last_event_id=last.originator_id.hex if last else None,
             last_event_version=last.originator_version if last else None,
         )
-        return Planned(entry, result, last), events + receipt.collect_events()
+        events.append(receipt)
+        return Planned(entry, result, last), events
 
     def _known_outcome(self, entry: Entry, look_up_receipts: bool) -> CommandResult | None:
         command_id = entry.command.command_id

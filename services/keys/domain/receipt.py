@@ -3,10 +3,11 @@ redelivered entry gets its original outcome and a resent command is recognised."
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from services.keys.domain.ids import receipt_uuid
 
@@ -84,3 +85,22 @@ class CommandReceipt(Aggregate):
                 last_event_version=last_event_version,
             ),
         )
+
+    @classmethod
+    def recorded(cls, **fields: Any) -> CommandReceipt.Recorded:
+        """The receipt's only event, built without constructing the aggregate: the command
+        path writes one receipt per command and never reads it back in the same process."""
+        return cls.Recorded(
+            originator_id=cls.create_id(fields["command_id"]),
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=cls.Recorded.create_timestamp(),
+            originator_topic=_TOPIC,
+            **{name: fields.get(name) for name in _RECORDED_FIELDS},
+        )
+
+
+_TOPIC = get_topic(CommandReceipt)
+_RECORDED_FIELDS = (
+    "command_id", "entry_id", "command_type", "organization_id", "key_id", "status",
+    "error_code", "error_message", "last_event_id", "last_event_version",
+)
