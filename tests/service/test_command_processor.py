@@ -780,3 +780,81 @@ def test_a_batch_touching_more_aggregates_than_the_cache_holds_sees_its_own_chan
     )
     all_accepted(results)
     assert load_key(app, "k1").name == "Renamed"
+
+
+# --- two replicas on one store ---------------------------------------------------------------
+
+
+@pytest.fixture
+def two_replicas(
+    open_app: Callable[[], ApiKeysApplication], send: Sender, stream: Stream
+) -> tuple[CommandProcessor, CommandProcessor]:
+    """Two keys-service processes on one store (README: several replicas, or a replica per
+    commands stream). The key replica has the organization in its cache."""
+    keys_replica = CommandProcessor(open_app())
+    directory_replica = CommandProcessor(open_app())
+    all_accepted(keys_replica.process(stream.entries(*send.setup(), send.create_key("k1"))))
+    return keys_replica, directory_replica
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a replica keeps a cached Organization and never notices directory changes "
+    "stored by another replica; key commands only write the key, so no conflict is detected",
+)
+def test_an_administrator_revoked_by_another_replica_is_refused(
+    two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
+) -> None:
+    keys_replica, directory_replica = two_replicas
+    revoke = send.directory(c.RevokeApiAdministrator, user_id="alice")
+    all_accepted(directory_replica.process(stream.entries(revoke)))
+
+    (result,) = keys_replica.process(stream.entries(send.key(c.RenameApiKey, name="Later")))
+
+    assert result.status == "rejected"
+    assert result.error is not None
+    assert result.error.code == "not_api_administrator"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a replica's cached Organization misses a location defined by another replica",
+)
+def test_a_location_defined_by_another_replica_can_be_added_to_a_key(
+    two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
+) -> None:
+    keys_replica, directory_replica = two_replicas
+    define = send.directory(c.DefineLocation, location_id="lab", name="Lab", parent_id=None)
+    all_accepted(directory_replica.process(stream.entries(define)))
+
+    (result,) = keys_replica.process(stream.entries(send.key(c.AddKeyLocation, location_id="lab")))
+
+    assert (result.status, result.error) == ("accepted", None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the directory replica checks 'location in use' against cached keys that "
+    "another replica has changed since, and removes a location a key now uses",
+)
+def test_a_location_added_to_a_key_by_another_replica_is_in_use(
+    two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
+) -> None:
+    keys_replica, directory_replica = two_replicas
+    # the directory replica loads the keys of the organization (plant is in use)
+    (in_use,) = directory_replica.process(
+        stream.entries(send.directory(c.RemoveLocation, location_id="plant"))
+    )
+    assert in_use.error is not None
+    assert in_use.error.code == "location_in_use"
+    all_accepted(
+        keys_replica.process(stream.entries(send.key(c.AddKeyLocation, location_id="office")))
+    )
+
+    (result,) = directory_replica.process(
+        stream.entries(send.directory(c.RemoveLocation, location_id="office"))
+    )
+
+    assert result.status == "rejected"
+    assert result.error is not None
+    assert result.error.code == "location_in_use"
