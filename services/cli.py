@@ -102,6 +102,22 @@ def rebuild_projections(_: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """The full event history as JSON lines on stdout, progress on stderr."""
+    from services.keys.export import export_events
+    from services.keys.settings import KeysSettings
+
+    written = export_events(
+        KeysSettings.from_env().event_store,
+        sys.stdout,
+        since=args.since,
+        organization_id=args.organization,
+        progress=sys.stderr if sys.stderr.isatty() or args.progress else None,
+    )
+    print(f"{written} events exported", file=sys.stderr)
+    return 0
+
+
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
     if args.shell:
@@ -131,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("rebuild-projections", help="rebuild the read model from history").set_defaults(
         func=rebuild_projections
     )
+    exporter = sub.add_parser("export", help="the event history as JSON lines")
+    exporter.add_argument("--since", type=int, default=0, help="only events after this position")
+    exporter.add_argument("--organization", help="only this organization's events")
+    exporter.add_argument("--progress", action="store_true", help="show progress on stderr")
+    exporter.set_defaults(func=export)
     token = sub.add_parser("new-token", help="make a token and its SHA-256")
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")

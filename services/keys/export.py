@@ -1,0 +1,46 @@
+"""Export the full event history from the event store as JSON lines, in position order, in
+the same format as the events stream (the relay's mapping, without Redis)."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from services.keys.event_store import ApiKeysApplication
+from services.keys.relay import EventRelay
+
+
+def export_events(
+    event_store_url: str,
+    out: TextIO,
+    *,
+    since: int = 0,
+    organization_id: str | None = None,
+    progress: TextIO | None = None,
+    batch_size: int = 2000,
+) -> int:
+    """Write every published event after position `since`; return how many were written."""
+    app = ApiKeysApplication(event_store_url)
+    try:
+        last = app.recorder.max_notification_id() or 0
+        reader = EventRelay(app, redis=None, stream="", batch_size=batch_size)  # type: ignore[arg-type]
+        reader.read_up_to = since
+        written = 0
+        while True:
+            before = reader.read_up_to
+            for _, data in reader.read_batch():
+                if organization_id is not None:
+                    if json.loads(data)["organization_id"] != organization_id:
+                        continue
+                out.write(data.decode())
+                out.write("\n")
+                written += 1
+            if progress is not None and last:
+                progress.write(f"\rexported {written} events, position {reader.read_up_to}/{last}")
+            if reader.read_up_to == before:
+                break
+        if progress is not None:
+            progress.write("\n")
+        return written
+    finally:
+        app.close()
