@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +26,7 @@ def org_with_tree() -> Organization:
     return org
 
 
-def refused(code: str, action, *args) -> None:  # noqa: ANN001
+def refused(code: str, action: Callable[..., object], *args: Any) -> None:
     with pytest.raises(DomainError) as caught:
         action(*args)
     assert caught.value.code == code
