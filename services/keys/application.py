@@ -37,33 +37,45 @@ class Entry:
 
 
 class AggregateCache:
-    """Aggregates as of the last saved batch, most recently used last."""
+    """Aggregates as of the last saved batch, most recently used last. Aggregates changed by
+    the batch in progress are pinned: they cannot be evicted before the batch is saved."""
 
     def __init__(self, app: ApiKeysApplication, capacity: int):
         self.app = app
         self.capacity = capacity
         self.items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.pinned: dict[UUID, Aggregate] = {}
 
     def get(self, aggregate_id: UUID) -> Any:
-        found = self.items.get(aggregate_id)
+        found = self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
         if found is not None:
-            self.items.move_to_end(aggregate_id)
             return found
         try:
             found = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
-        self.put(found)
+        self.items[aggregate_id] = found
+        self._trim()
         return found
 
-    def put(self, aggregate: Aggregate) -> None:
-        self.items[aggregate.id] = aggregate
-        self.items.move_to_end(aggregate.id)
+    def pin(self, aggregate: Aggregate) -> None:
+        self.pinned[aggregate.id] = aggregate
+
+    def release(self) -> None:
+        """The batch is saved: pinned aggregates become ordinary, most recently used."""
+        for aggregate_id, aggregate in self.pinned.items():
+            self.items[aggregate_id] = aggregate
+            self.items.move_to_end(aggregate_id)
+        self.pinned.clear()
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
 
     def clear(self) -> None:
         self.items.clear()
+        self.pinned.clear()
 
 
 class BatchAborted(Exception):
@@ -111,6 +123,7 @@ class CommandProcessor:
         self.cache = AggregateCache(app, cache_size)
         self.recent: OrderedDict[str, tuple[str, CommandResult]] = OrderedDict()
         self.recent_size = recent_size
+        self.last_written = 0
 
     def process(self, entries: list[Entry]) -> list[CommandResult]:
         """Apply the entries in order; return one result per entry, in the same order."""
@@ -131,7 +144,16 @@ class CommandProcessor:
                 self.cache.clear()
         return self._process([entry], look_up_receipts=True)
 
+    def _drop_cache_if_store_moved(self) -> None:
+        """Another writer (a second replica) stored events since our last batch: what we
+        cached may be stale, so start again from the store."""
+        newest = self.app.recorder.max_notification_id() or 0
+        if newest != self.last_written:
+            self.cache.clear()
+            self.last_written = newest
+
     def _process(self, entries: list[Entry], *, look_up_receipts: bool) -> list[CommandResult]:
+        self._drop_cache_if_store_moved()
         now = self.clock()
         planned: list[Planned] = []
         to_save: list[Any] = []
@@ -155,6 +177,9 @@ class CommandProcessor:
         except BaseException:
             self.cache.clear()
             raise
+        self.cache.release()
+        if recordings:
+            self.last_written = recordings[-1].notification.id
         positions = {id(r.domain_event): r.notification.id for r in recordings}
         return self._finish(planned, positions)
 
@@ -171,7 +196,7 @@ class CommandProcessor:
             result.error = Error(error.code, error.message)
         events = [event for aggregate in work.touched for event in aggregate.collect_events()]
         for aggregate in work.touched:
-            self.cache.put(aggregate)  # later commands of the batch see the change
+            self.cache.pin(aggregate)  # later commands of the batch see the change
         last = events[-1] if events else None
         receipt = CommandReceipt.recorded(
             command_id=command.command_id,

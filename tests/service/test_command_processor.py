@@ -761,11 +761,6 @@ def test_after_a_restart_a_redelivery_a_new_command_and_its_resend_in_one_batch(
     assert load_key(restarted, "k1").location_ids == ["hq", "plant", "office"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: AggregateCache evicts aggregates changed earlier in the unsaved batch; "
-    "a later command of the batch reloads the stored (stale) version and gets a wrong outcome",
-)
 def test_a_batch_touching_more_aggregates_than_the_cache_holds_sees_its_own_changes(
     app: ApiKeysApplication, send: Sender, stream: Stream
 ) -> None:
@@ -797,11 +792,6 @@ def two_replicas(
     return keys_replica, directory_replica
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a replica keeps a cached Organization and never notices directory changes "
-    "stored by another replica; key commands only write the key, so no conflict is detected",
-)
 def test_an_administrator_revoked_by_another_replica_is_refused(
     two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
 ) -> None:
@@ -816,10 +806,6 @@ def test_an_administrator_revoked_by_another_replica_is_refused(
     assert result.error.code == "not_api_administrator"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a replica's cached Organization misses a location defined by another replica",
-)
 def test_a_location_defined_by_another_replica_can_be_added_to_a_key(
     two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
 ) -> None:
@@ -832,11 +818,6 @@ def test_a_location_defined_by_another_replica_can_be_added_to_a_key(
     assert (result.status, result.error) == ("accepted", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the directory replica checks 'location in use' against cached keys that "
-    "another replica has changed since, and removes a location a key now uses",
-)
 def test_a_location_added_to_a_key_by_another_replica_is_in_use(
     two_replicas: tuple[CommandProcessor, CommandProcessor], send: Sender, stream: Stream
 ) -> None:
