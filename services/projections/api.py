@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -13,10 +14,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
+from contracts import audit as a
 from contracts import queries as q
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
-from services.projections import rules, verification
+from services.projections import audit_queries, rules, verification
+from services.projections.answers import permissions_answer
 from services.projections.live import LiveReadModel, PositionNotReached
+from services.projections.views import SqlViewStore
 
 MAX_BODY_BYTES = 8 * 1024
 _ID = r"^[^\s\x00-\x1f\x7f]{1,200}$"
@@ -26,6 +30,9 @@ PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=200)]
 PermissionName = Annotated[str, QueryParameter(pattern=_PERMISSION, min_length=1, max_length=200)]
 MinPosition = Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)]
 ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
+AsOf = Annotated[datetime | None, QueryParameter(description="RFC 3339 instant")]
+AfterPosition = Annotated[int, QueryParameter(ge=0, le=2**63 - 1)]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Clock = Callable[[], datetime]
 
 
@@ -39,6 +46,12 @@ class QueryContext:
         self.clock = clock
         self.min_position_wait = min_position_wait
         self.ready_lag_seconds = 5.0
+        self.event_log: SqlViewStore | None = None
+
+    def audit_store(self) -> SqlViewStore:
+        if self.event_log is None:
+            raise HTTPException("this service has no event log store", status_code=501)
+        return self.event_log
 
     async def model_at(self, min_position: int | None) -> rules.ReadModel:
         await self.live.wait_for(min_position, self.min_position_wait)
@@ -54,7 +67,12 @@ def _queries(*names: str) -> dict[str, Any]:
     return {"query_parameters": frozenset(names)}
 
 
-@get("/v1/check", opt=_queries("key_id", "permission", "location_id", "item_owner", "min_position"))
+@get(
+    "/v1/check",
+    opt=_queries(
+        "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
+    ),
+)
 async def check(
     state: State,
     key_id: Id,
@@ -62,13 +80,22 @@ async def check(
     location_id: Id,
     item_owner: ItemOwner = None,
     min_position: MinPosition = None,
-) -> q.CheckAnswer:
+    as_of: AsOf = None,
+    explain: bool = False,
+) -> a.ExplainedCheckAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
+    if as_of is not None or explain:
+        request = audit_queries.CheckRequest(
+            key_id, permission, location_id, item_owner == "key", as_of, explain
+        )
+        return await asyncio.to_thread(
+            audit_queries.check, context.audit_store(), model, request, context.clock()
+        )
     decision = rules.check(
         model, key_id, permission, location_id, item_owner == "key", context.clock()
     )
-    return q.CheckAnswer(
+    return a.ExplainedCheckAnswer(
         allowed=decision.allowed,
         reasons=decision.reasons,
         denied_because=decision.denied_because,
@@ -111,40 +138,32 @@ async def verify(
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position"))
+@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
 async def key_permissions(
-    state: State, key_id: PathId, min_position: MinPosition = None
+    state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
 ) -> q.KeyPermissionsAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
+    if as_of is not None:
+        store = context.audit_store()
+        return await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
     return permissions_answer(model, key_id, context.clock())
 
 
-def permissions_answer(
-    model: rules.ReadModel, key_id: str, now: datetime
-) -> q.KeyPermissionsAnswer:
-    status, listing = rules.effective_permissions(model, key_id, now)
-    view = model.keys.get(key_id)
-    locations = [
-        q.LocationPermissions(
-            location_id=location_id,
-            permissions=[
-                q.PermissionScopes(
-                    permission=permission,
-                    scopes=sorted({r.scope for r in reasons}),
-                    reasons=reasons,
-                )
-                for permission, reasons in by_permission.items()
-            ],
-        )
-        for location_id, by_permission in listing.items()
-    ]
-    return q.KeyPermissionsAnswer(
-        key_id=key_id,
-        organization_id=view.organization_id if view else None,
-        status=status,
-        locations=locations,
-        position=model.position,
+@get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
+async def key_history(
+    state: State,
+    key_id: PathId,
+    after_position: AfterPosition = 0,
+    limit: Limit = 100,
+    min_position: MinPosition = None,
+) -> a.KeyHistoryAnswer:
+    """The key's events in order (deleted keys included), a page at a time."""
+    context = _context(state)
+    model = await context.model_at(min_position)
+    store = context.audit_store()
+    return await asyncio.to_thread(
+        audit_queries.history, store, key_id, after_position, limit, model.position
     )
 
 
@@ -231,11 +250,14 @@ def create_app(
     clock: Clock = utc_now,
     min_position_wait: float = 5.0,
     ready_lag_seconds: float = 5.0,
+    event_log: SqlViewStore | None = None,
 ) -> Litestar:
     context = QueryContext(live, clock, min_position_wait)
     context.ready_lag_seconds = ready_lag_seconds
+    context.event_log = event_log
+    handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
     return Litestar(
-        route_handlers=[check, verify, key_permissions, organization_keys, health, ready],
+        route_handlers=handlers,
         state=State({"queries": context}),
         before_request=reject_unknown_query_parameters,
         exception_handlers={

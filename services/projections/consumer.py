@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from contracts.events import event_decoder
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
 from services.projections import rules
+from services.projections.event_rows import EventRow, event_row
 from services.projections.live import LiveReadModel
 from services.projections.views import ViewStore, batch_for
 
@@ -31,8 +32,13 @@ def stream_cursor(position: int) -> str:
     return position_to_entry_id(position) if position > 0 else "0-0"
 
 
-def fold_entries(model: rules.ReadModel, entries: Sequence[Entry]) -> list[rules.Touched]:
-    """Fold stream entries into the model; an undecodable entry is logged and passed over."""
+def fold_entries(
+    model: rules.ReadModel, entries: Sequence[Entry], rows: list[EventRow] | None = None
+) -> list[rules.Touched]:
+    """Fold stream entries into the model; an undecodable entry is logged and passed over.
+
+    Every event that changed the model is appended to ``rows`` (the event log) when given.
+    """
     touched = []
     for entry_id, fields in entries:
         position = entry_id_to_position(entry_id)
@@ -47,6 +53,8 @@ def fold_entries(model: rules.ReadModel, entries: Sequence[Entry]) -> list[rules
             change = rules.apply(model, event)
             if change is not None:
                 touched.append(change)
+                if rows is not None:
+                    rows.append(event_row(event, data))
         # the cursor follows the stream even past entries that changed nothing
         model.position = max(model.position, position)
     return touched
@@ -63,9 +71,10 @@ def stream_entries(reply: Any) -> list[Entry]:
 
 async def apply_batch(live: LiveReadModel, store: ViewStore, entries: Sequence[Entry]) -> int:
     before = live.model.position
-    touched = fold_entries(live.model, entries)
+    rows: list[EventRow] = []
+    touched = fold_entries(live.model, entries, rows)
     if live.model.position > before:
-        await asyncio.to_thread(store.save, batch_for(live.model, touched))
+        await asyncio.to_thread(store.save, batch_for(live.model, touched, rows))
         live.advanced()
     return len(touched)
 

@@ -17,19 +17,22 @@ from redis.asyncio import Redis
 from services.projections import rules
 from services.projections.api import create_app
 from services.projections.consumer import fold_entries, follow
+from services.projections.event_rows import EventRow
 from services.projections.live import LiveReadModel
 from services.projections.settings import Settings
-from services.projections.views import full_batch, open_store
+from services.projections.views import SqlViewStore, full_batch, open_store
 
 log = logging.getLogger(__name__)
 REBUILD_CHUNK = 1000
 
 
 def build_app(live: LiveReadModel, settings: Settings) -> Litestar:
+    # audit queries read the event log through a connection of their own, for the process's life
     return create_app(
         live,
         min_position_wait=settings.min_position_wait,
         ready_lag_seconds=settings.ready_lag_seconds,
+        event_log=open_store(settings.view_store, settings.view_table_prefix),
     )
 
 
@@ -86,23 +89,28 @@ def rebuild(settings: Settings) -> int:
 
     Returns how many events changed the model.
     """
+    store = open_store(settings.view_store, settings.view_table_prefix)
+    try:
+        return rebuild_into(store, settings)
+    finally:
+        store.close()
+
+
+def rebuild_into(store: SqlViewStore, settings: Settings) -> int:
+    """Fold the whole events stream and replace the store's rows and event log with the result."""
     model = rules.ReadModel()
-    applied = 0
+    rows: list[EventRow] = []
     start = "-"
     with SyncRedis.from_url(settings.redis_url) as redis:
         while True:
             entries = redis.xrange(settings.events_stream, min=start, count=REBUILD_CHUNK)
-            applied += len(fold_entries(model, entries))
+            fold_entries(model, entries, rows)
             if len(entries) < REBUILD_CHUNK:
                 break
             last_id = entries[-1][0]
             start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-    store = open_store(settings.view_store, settings.view_table_prefix)
-    try:
-        store.replace(full_batch(model))
-    finally:
-        store.close()
-    return applied
+    store.replace(full_batch(model, rows))
+    return len(rows)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import msgspec
 
 from contracts.events import KeyState
 from services.projections import rules
+from services.projections.event_rows import EVENT_LOG_DDL, EventRow
 
 DEFAULT_PREFIX = "apikeys_view_"
 _PREFIX_PATTERN = re.compile(r"^apikeys_view_[a-z0-9_]*$")
@@ -34,12 +36,17 @@ class Batch:
     keys: list[tuple[str, str, str]] = field(default_factory=list)  # key_id, org_id, state json
     organizations: list[tuple[str, str]] = field(default_factory=list)  # org_id, state json
     secrets: list[tuple[str, list[tuple[str, str, str, str | None]]]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)  # the event log rows to append
 
 
-def batch_for(model: rules.ReadModel, touched: Iterable[rules.Touched]) -> Batch:
+def batch_for(
+    model: rules.ReadModel,
+    touched: Iterable[rules.Touched],
+    events: Iterable[EventRow] = (),
+) -> Batch:
     key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
     org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
-    batch = Batch(model.position)
+    batch = Batch(model.position, events=list(events))
     for org_id in org_ids:
         batch.organizations.append((org_id, _encoder.encode(model.organizations[org_id]).decode()))
     for key_id in key_ids:
@@ -53,10 +60,10 @@ def batch_for(model: rules.ReadModel, touched: Iterable[rules.Touched]) -> Batch
     return batch
 
 
-def full_batch(model: rules.ReadModel) -> Batch:
+def full_batch(model: rules.ReadModel, events: Iterable[EventRow] = ()) -> Batch:
     touched = [rules.Touched(org_id, None) for org_id in model.organizations]
     touched += [rules.Touched(view.organization_id, k) for k, view in model.keys.items()]
-    return batch_for(model, touched)
+    return batch_for(model, touched, events)
 
 
 class ViewStore(Protocol):
@@ -81,6 +88,7 @@ class SqlViewStore:
         if not _PREFIX_PATTERN.match(prefix):
             raise ValueError(f"table prefix must match {_PREFIX_PATTERN.pattern}: {prefix!r}")
         self.prefix = prefix
+        self._read_lock = threading.Lock()
 
     def _transaction(self) -> contextlib.AbstractContextManager[Any]:
         raise NotImplementedError
@@ -101,6 +109,7 @@ class SqlViewStore:
             "CREATE TABLE IF NOT EXISTS {p}position (id INTEGER PRIMARY KEY,"
             " position BIGINT NOT NULL)",
             "INSERT INTO {p}position (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+            *EVENT_LOG_DDL,
         ]
         with self._transaction() as cur:
             for statement in statements:
@@ -142,14 +151,33 @@ class SqlViewStore:
     def replace(self, batch: Batch) -> None:
         """Replace everything by the batch (a rebuild), in one transaction."""
         with self._transaction() as cur:
-            for table in ("keys", "organizations", "secrets"):
+            for table in ("keys", "organizations", "secrets", "event_log"):
                 cur.execute(self._sql(f"DELETE FROM {{p}}{table}"))
             cur.execute(
                 self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
             )
             self._write_rows(cur, batch)
 
+    def query(self, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement (``{p}`` is the table prefix, ``?`` a parameter)."""
+        # one statement reads one snapshot: no write lock (BEGIN IMMEDIATE) for readers
+        with self._read_lock:
+            cur = self.connection.cursor()
+            try:
+                cur.execute(self._sql(text), params)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+
     def _write_rows(self, cur: Any, batch: Batch) -> None:
+        if batch.events:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO {p}event_log (position, organization_id, key_id, type,"
+                    " occurred_at, event) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                batch.events,
+            )
         if batch.organizations:
             cur.executemany(
                 self._sql(
@@ -182,7 +210,7 @@ class SqlViewStore:
 
     def drop(self) -> None:
         with self._transaction() as cur:
-            for table in ("keys", "organizations", "secrets", "position"):
+            for table in ("keys", "organizations", "secrets", "position", "event_log"):
                 cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}"))
 
     def close(self) -> None:
