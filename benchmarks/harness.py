@@ -98,6 +98,9 @@ class Stack:
             **(extra_env or {}),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.http = f"127.0.0.1:{free_port()}"
+        self.env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{self.tmp / 'views.db'}")
+        self.env["APIKEYS_HTTP_ADDR"] = self.http
 
     def start_keys(self) -> None:
         log = open(self.tmp / "keys.log", "wb")  # noqa: SIM115
@@ -105,6 +108,22 @@ class Stack:
             [sys.executable, "-m", "services.keys"], env=self.env, cwd=ROOT,
             stdout=log, stderr=log))
         wait_http(f"http://{self.health}/health")
+
+    def start_projections(self) -> None:
+        log = open(self.tmp / "projections.log", "wb")  # noqa: SIM115
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "services.projections"], env=self.env, cwd=ROOT,
+            stdout=log, stderr=log))
+        wait_http(f"http://{self.http}/health")
+
+    def start_module(self, module: str, env: dict[str, str]) -> None:
+        log = open(self.tmp / f"{Path(module).stem}.log", "wb")  # noqa: SIM115
+        self.processes.append(subprocess.Popen(
+            [sys.executable, module], env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=log))
+
+    def projection_position(self) -> int:
+        with urllib.request.urlopen(f"http://{self.http}/health", timeout=2) as response:  # noqa: S310
+            return int(json.loads(response.read())["position"])
 
     def stop(self) -> None:
         for process in self.processes:

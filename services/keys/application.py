@@ -179,7 +179,9 @@ class CommandProcessor:
             raise
         self.cache.release()
         if recordings:
-            self.last_written = recordings[-1].notification.id
+            # Contiguous with what we saw at the start: nobody else wrote in between.
+            contiguous = recordings[0].notification.id == self.last_written + 1
+            self.last_written = recordings[-1].notification.id if contiguous else -1
         positions = {id(r.domain_event): r.notification.id for r in recordings}
         return self._finish(planned, positions)
 

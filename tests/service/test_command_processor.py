@@ -841,11 +841,6 @@ def test_a_location_added_to_a_key_by_another_replica_is_in_use(
     assert result.error.code == "location_in_use"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when another replica stores events while a batch is in progress, the batch "
-    "then sets last_written to its own newest position, so the stale cache is never dropped",
-)
 def test_a_revocation_stored_during_another_replicas_batch_applies_to_its_next_batch(
     open_app: Callable[[], ApiKeysApplication], send: Sender, stream: Stream
 ) -> None:
