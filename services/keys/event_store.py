@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import Application
+from psycopg.sql import SQL, Identifier
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
@@ -65,10 +66,11 @@ class ApiKeysApplication(Application[UUID]):
                 row = cursor.fetchone()
                 return int(row[0]) if row else None
         if isinstance(recorder, PostgresApplicationRecorder):
-            table = f"{recorder.datastore.schema or 'public'}.{recorder.events_table_name}"
-            sql = (
-                f"SELECT notification_id FROM {table} "  # noqa: S608
-                "WHERE originator_id=%s AND originator_version=%s"
+            sql = SQL(
+                "SELECT notification_id FROM {}.{} WHERE originator_id=%s AND originator_version=%s"
+            ).format(
+                Identifier(recorder.datastore.schema or "public"),
+                Identifier(recorder.events_table_name),
             )
             with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 cursor.execute(sql, (originator_id, version))

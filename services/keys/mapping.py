@@ -80,6 +80,8 @@ def key_state(key: ApiKey) -> e.KeyState:
 
 def to_contract(event: Any, aggregate_after: Any, position: int) -> e.Event | None:
     """The contract event for a stored domain event, given the aggregate just after it."""
+    if not is_published(event):
+        return None
     envelope = {
         "position": position,
         "occurred_at": event.timestamp,
