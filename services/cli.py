@@ -13,6 +13,7 @@ from pathlib import Path
 
 from contracts.tokens import new_token, token_hint, token_sha256
 from services.embedded_redis import EmbeddedRedis, redis_cli_binary
+from services.projections.audit_cli import add_commands as add_audit_commands
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6380
 
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
+    add_audit_commands(sub)
     cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")
     cli.add_argument("arguments", nargs=argparse.REMAINDER)
     cli.set_defaults(func=redis_cli)

@@ -205,3 +205,21 @@ def diff(
         from_position=earlier.position,
         to_position=later.position,
     )
+
+
+def key_and_organization_events(
+    events: Iterable[ev.AnyEvent], key_id: str, as_of: datetime | None = None
+) -> list[ev.AnyEvent]:
+    """What an as-of answer folds: the key's events and its organization's, up to ``as_of``.
+
+    The pure twin of the event log query, for tests and in-memory callers.
+    """
+    listed = list(events)
+    org_id = next((e.organization_id for e in listed if getattr(e, "key_id", None) == key_id), None)
+    return [
+        e
+        for e in listed
+        if e.organization_id == org_id
+        and getattr(e, "key_id", key_id) == key_id
+        and (as_of is None or rules.aware(e.occurred_at) <= rules.aware(as_of))
+    ]

@@ -1,0 +1,255 @@
+"""Audit answers folded from history: as-of answers at event boundaries, explanations, diffs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contracts import audit as a
+from contracts import events as ev
+from services.projections import audit, rules
+from services.projections.answers import permissions_answer
+from tests.projection_builders import T0, EventLog
+from tests.unit.test_projection_reference import SETUP, World, operation, to_event
+
+pytestmark = pytest.mark.unit
+
+TICK = timedelta(microseconds=1)
+
+
+class TimedLog(EventLog):
+    """An event log whose events occur at ``now`` (set by the test before each step)."""
+
+    now: datetime = T0
+
+    def _next(self, cls: type[Any], **fields: Any) -> Any:
+        event = msgspec.structs.replace(super()._next(cls, **fields), occurred_at=self.now)
+        self.events[-1] = event
+        return event
+
+
+def as_of(log: EventLog, key_id: str, moment: datetime) -> rules.ReadModel:
+    return audit.replay(audit.key_and_organization_events(log.events, key_id, moment)).model
+
+
+def can_view(log: EventLog, moment: datetime, location: str = "plant-7") -> Any:
+    model = as_of(log, "key-1", moment)
+    return rules.check(model, "key-1", "view_private", location, False, moment)
+
+
+def day(n: int) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def scenario() -> tuple[TimedLog, list[tuple[datetime, Any, Any]]]:
+    """Steps at known times, each with the answer at plant-7 just before and at the step."""
+    log = TimedLog().setup()
+    log.location("site")
+    log.location("plant-7", "site")
+    log.role("viewer", ("view_private", "location_and_below"))
+    log.org(ev.LocationDefined, location_id="elsewhere", name="elsewhere", parent_id=None)
+    other = TimedLog("org-2", start=1000)
+    other.now = day(3)
+    other.setup()
+    steps: list[tuple[datetime, Any, Any]] = []
+
+    def step(n: int, act: Any, before: Any, after: Any) -> None:
+        log.now = day(n)
+        act()
+        steps.append((day(n), before, after))
+
+    step(1, lambda: log.create_key("key-1", ["site"], []), "unknown_key", "not_granted")
+    step(
+        2,
+        lambda: log.key(ev.KeyRoleAdded, "key-1", {"role_id": "viewer"}, role_ids=["viewer"]),
+        "not_granted",
+        True,
+    )
+    step(3, lambda: log.toggle("key-1", "viewer", "site", False), True, "not_granted")
+    step(4, lambda: log.toggle("key-1", "viewer", "site", True), "not_granted", True)
+    step(5, lambda: log.move("plant-7", "elsewhere"), True, "not_granted")
+    step(6, lambda: log.move("plant-7", "site"), "not_granted", True)
+    step(
+        7,
+        lambda: log.role("viewer", ("view_private", "location_only"), changed=True),
+        True,
+        "not_granted",
+    )
+    step(
+        8,
+        lambda: log.role("viewer", ("view_private", "location_and_below"), changed=True),
+        "not_granted",
+        True,
+    )
+    step(9, lambda: log.org(ev.ApiModuleDisabled), True, "api_module_disabled")
+    step(10, lambda: log.org(ev.ApiModuleEnabled), "api_module_disabled", True)
+    step(11, lambda: log.key(ev.ApiKeyDisabled, "key-1", enabled=False), True, "disabled")
+    step(12, lambda: log.key(ev.ApiKeyEnabled, "key-1", enabled=True), "disabled", True)
+    step(13, lambda: log.key(ev.ApiKeyDeleted, "key-1", deleted=True), True, "deleted")
+    log.events.extend(other.events)  # another organization's events never count
+    log.events.sort(key=lambda e: e.position)
+    return log, steps
+
+
+def outcome(decision: Any) -> Any:
+    return True if decision.allowed else decision.denied_because
+
+
+@pytest.mark.parametrize("index", range(13))
+def test_as_of_answers_change_exactly_at_each_step(index: int) -> None:
+    log, steps = scenario()
+    moment, before, after = steps[index]
+    assert outcome(can_view(log, moment - TICK)) == before
+    assert outcome(can_view(log, moment)) == after
+
+
+def test_as_of_position_is_the_last_event_folded() -> None:
+    log, steps = scenario()
+    folded = audit.key_and_organization_events(log.events, "key-1", steps[2][0])
+    assert as_of(log, "key-1", steps[2][0]).position == folded[-1].position
+    assert all(e.organization_id == "org-1" for e in folded)
+
+
+def test_expiry_is_judged_at_the_as_of_moment() -> None:
+    log = TimedLog().setup()
+    log.location("site")
+    log.role("viewer", ("view_private", "everywhere"))
+    log.create_key("key-1", ["site"], ["viewer"], expires_at=day(5))
+    assert can_view(log, day(5) - TICK, "site").allowed
+    assert outcome(can_view(log, day(5), "site")) == "expired"
+
+
+def test_a_deleted_key_answers_as_it_was_before_deletion() -> None:
+    log, steps = scenario()
+    answer = permissions_answer(as_of(log, "key-1", day(12)), "key-1", day(12))
+    assert answer.status == "active"
+    assert {loc.location_id for loc in answer.locations} == {"site", "plant-7"}
+    assert permissions_answer(as_of(log, "key-1", day(14)), "key-1", day(14)).status == "deleted"
+
+
+class TestExplanation:
+    def explained(self, log: EventLog, location: str, moment: datetime) -> a.ReasonExplanation:
+        done = audit.replay(audit.key_and_organization_events(log.events, "key-1", moment))
+        decision = rules.check(done.model, "key-1", "view_private", location, False, moment)
+        (chain,) = audit.explain(done, "key-1", "view_private", location, decision.reasons)
+        return chain
+
+    def positions(self, log: EventLog, type_: type[Any], **fields: Any) -> list[int]:
+        return [
+            e.position
+            for e in log.events
+            if isinstance(e, type_) and all(getattr(e, k) == v for k, v in fields.items())
+        ]
+
+    def test_the_chain_names_the_events_that_established_each_link(self) -> None:
+        log, _ = scenario()
+        chain = self.explained(log, "plant-7", day(12))
+        role_changes = self.positions(log, ev.RolePermissionsChanged, role_id="viewer")
+        assert chain.role_permission_position == role_changes[-1]
+        assert chain.key_role_position == self.positions(log, ev.KeyRoleAdded)[0]
+        assert chain.key_location_position == self.positions(log, ev.ApiKeyCreated)[0]
+        assert chain.cell_set_by == "toggle"
+        assert chain.cell_position == self.positions(log, ev.RoleLocationToggled)[-1]
+        moved_back = self.positions(log, ev.LocationMoved, location_id="plant-7")[-1]
+        assert chain.path == [
+            a.LocationLink(location_id="plant-7", parent_id="site", position=moved_back)
+        ]
+
+    def test_an_untoggled_cell_dates_from_the_role_or_location_added_last(self) -> None:
+        log, _ = scenario()
+        chain = self.explained(log, "site", day(2))
+        assert chain.cell_set_by == "default"
+        assert chain.cell_position == self.positions(log, ev.KeyRoleAdded)[0]
+        assert chain.path == []
+        role_defined = self.positions(log, ev.RoleDefined, role_id="viewer")[0]
+        assert chain.role_permission_position == role_defined
+
+    def test_a_role_change_that_keeps_the_permission_keeps_its_origin(self) -> None:
+        log = TimedLog().setup()
+        log.location("site")
+        defined = log.role("viewer", ("view_private", "everywhere")).position
+        log.role("viewer", ("view_private", "everywhere"), ("edit", "everywhere"), changed=True)
+        log.create_key("key-1", ["site"], ["viewer"])
+        assert self.explained(log, "site", day(1)).role_permission_position == defined
+
+    def test_a_deep_path_lists_every_link_from_the_key_location_down(self) -> None:
+        log = TimedLog().setup()
+        top = log.location("top").position
+        mid = log.location("mid").position
+        low = log.location("low", "mid").position
+        moved = log.move("mid", "top").position
+        log.role("viewer", ("view_private", "location_and_below"))
+        log.create_key("key-1", ["top"], ["viewer"])
+        chain = self.explained(log, "low", day(1))
+        assert top < mid
+        assert [(link.location_id, link.parent_id, link.position) for link in chain.path] == [
+            ("mid", "top", moved),
+            ("low", "mid", low),
+        ]
+
+
+def test_diff_lists_permissions_gained_and_lost() -> None:
+    log, _ = scenario()
+    earlier, later = as_of(log, "key-1", day(4)), as_of(log, "key-1", day(7))
+    changed = audit.diff("key-1", earlier, day(4), later, day(7))
+    assert changed.lost == [
+        a.PermissionChange(
+            permission="view_private", location_id="plant-7", scope="location_and_below"
+        ),
+        a.PermissionChange(
+            permission="view_private", location_id="site", scope="location_and_below"
+        ),
+    ]
+    assert changed.gained == [
+        a.PermissionChange(permission="view_private", location_id="site", scope="location_only")
+    ]
+    assert (changed.from_status, changed.to_status) == ("active", "active")
+
+
+def test_history_changes_show_the_event_fields_and_the_key_fields_that_moved() -> None:
+    log, _ = scenario()
+    key_events = [e for e in log.events if isinstance(e, ev.KeyEvent)]
+    entries = audit.history_entries(key_events, None)
+    assert entries[0].type == "ApiKeyCreated"
+    assert entries[0].changes["location_ids"] == ["site"]
+    assert entries[0].changes["secret"] == "set"
+    assert entries[1].changes == {"role_id": "viewer", "role_ids": {"from": [], "to": ["viewer"]}}
+    assert entries[2].changes["applies"] is False
+    assert entries[-1].changes == {"deleted": {"from": False, "to": True}}
+
+
+# --- property: an as-of answer equals the live answer recorded at that step ---
+
+STEP = timedelta(hours=1)  # 40 steps cross the reference test's expiry times (T0 + 1 day)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(operation, min_size=1, max_size=40))
+def test_as_of_equals_the_live_answer_at_every_step(ops: list[tuple[Any, ...]]) -> None:
+    world, events, recorded = World(), [], []
+    live = rules.ReadModel()
+    for index, op in enumerate([*SETUP, *ops]):
+        event = to_event(world, op, len(events) + 1)
+        if event is None:
+            continue
+        moment = T0 + index * STEP
+        event = msgspec.structs.replace(event, occurred_at=moment)
+        events.append(event)
+        rules.apply(live, event)
+        for key_id in ("k1", "k2", "k3"):
+            answer = msgspec.to_builtins(permissions_answer(live, key_id, moment))
+            recorded.append((key_id, moment, answer))
+    for key_id, moment, answer in recorded:
+        folded = as_of_events(events, key_id, moment)
+        got = msgspec.to_builtins(permissions_answer(folded, key_id, moment))
+        answer.pop("position"), got.pop("position")
+        assert got == answer, (key_id, moment)
+
+
+def as_of_events(events: list[ev.AnyEvent], key_id: str, moment: datetime) -> rules.ReadModel:
+    return audit.replay(audit.key_and_organization_events(events, key_id, moment)).model
