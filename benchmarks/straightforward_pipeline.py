@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -54,8 +55,12 @@ class PlainWork:
 
 
 def build(redis_url: str, store: str, results: str, commands: str) -> FastStream:
-    app = ApiKeysApplication(store)
-    broker = RedisBroker(redis_url)
+    app = ApiKeysApplication(
+        store, AGGREGATE_CACHE_MAXSIZE=os.environ.get("AGGREGATE_CACHE_MAXSIZE", "0")
+    )
+    quiet = logging.getLogger("straightforward")
+    quiet.setLevel(logging.WARNING)
+    broker = RedisBroker(redis_url, logger=quiet)
 
     @broker.subscriber(stream=StreamSub(commands, group="straightforward", consumer="one"))
     async def on_command(body: dict[str, Any]) -> None:
