@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -13,6 +14,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import audit as a
 from contracts import queries as q
@@ -33,6 +35,7 @@ ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
 AsOf = Annotated[datetime | None, QueryParameter(description="RFC 3339 instant")]
 AfterPosition = Annotated[int, QueryParameter(ge=0, le=2**63 - 1)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
+Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 Clock = Callable[[], datetime]
 
 
@@ -81,7 +84,7 @@ async def check(
     item_owner: ItemOwner = None,
     min_position: MinPosition = None,
     as_of: AsOf = None,
-    explain: bool = False,
+    explain: Explain = False,
 ) -> a.ExplainedCheckAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
@@ -244,6 +247,67 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAn
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+_JSON_HEADER = (b"content-type", b"application/json")
+# printable ASCII without '%' and '+': the raw query string is already its decoded form
+_PLAIN_QUERY = re.compile(rb"[!-$&-*,-~]*")
+_ID_RE = re.compile(_ID)
+_PERMISSION_RE = re.compile(_PERMISSION)
+_FAST_PARAMETERS = frozenset((b"key_id", b"permission", b"location_id", b"item_owner"))
+
+
+class FastCheck:
+    """Answers a plainly valid ``GET /v1/check`` without the framework's per-request work
+    (signature model, hook, response object), which the profile showed costs ~75% of a check.
+
+    Anything else (min_position, unknown, repeated, encoded or invalid parameters) goes on to
+    the Litestar handler, so validation errors and waits stay exactly the framework's.
+    """
+
+    def __init__(self, app: ASGIApp, context: QueryContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "GET":
+            body = self.answer(scope["query_string"])
+            if body is not None:
+                length = (b"content-length", str(len(body)).encode())
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [_JSON_HEADER, length]})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+        await self.app(scope, receive, send)
+
+    def answer(self, query: bytes) -> bytes | None:
+        if not _PLAIN_QUERY.fullmatch(query):
+            return None
+        params: dict[bytes, str] = {}
+        for pair in query.split(b"&"):
+            name, sep, value = pair.partition(b"=")
+            if not sep or name in params or name not in _FAST_PARAMETERS:
+                return None
+            params[name] = value.decode("ascii")
+        key_id = params.get(b"key_id")
+        permission = params.get(b"permission")
+        location_id = params.get(b"location_id")
+        item_owner = params.get(b"item_owner", "")
+        if (
+            key_id is None or permission is None or location_id is None
+            or item_owner not in ("", "key")
+            or not _ID_RE.match(key_id) or not _ID_RE.match(location_id)
+            or not _PERMISSION_RE.match(permission)
+        ):
+            return None
+        model = self.context.live.model
+        decision = rules.check(
+            model, key_id, permission, location_id, item_owner == "key", self.context.clock()
+        )
+        return q.query_encoder.encode(q.CheckAnswer(
+            allowed=decision.allowed, reasons=decision.reasons,
+            denied_because=decision.denied_because, position=model.position,
+        ))
+
+
 def create_app(
     live: LiveReadModel,
     *,
@@ -259,6 +323,7 @@ def create_app(
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
+        middleware=[lambda app: FastCheck(app, context)],
         before_request=reject_unknown_query_parameters,
         exception_handlers={
             HTTPException: _http_error,
