@@ -7,6 +7,8 @@ always sees the model at one position.
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import time
 
 from services.projections import rules
@@ -37,6 +39,16 @@ class LiveReadModel:
     def replace(self, model: rules.ReadModel) -> None:
         self.model = model
         self.advanced()
+
+    def settle(self) -> None:
+        """Work out every key's grants, then put the whole model out of the cycle collector's
+        reach. A full collection walking millions of read-model objects stopped every request
+        for 100-200 ms (the p99 of checks). The model has no reference cycles, so reference
+        counting alone frees what later events replace."""
+        for key_id in itertools.islice(self.model.keys, rules.GRANT_CACHE_LIMIT - 1):
+            rules.key_grants(self.model, key_id)
+        gc.collect()
+        gc.freeze()
 
     def mark_caught_up(self) -> None:
         self.caught_up_at = time.monotonic()

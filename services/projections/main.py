@@ -73,6 +73,7 @@ class HttpServer(uvicorn.Server):
 async def serve_async(settings: Settings) -> None:
     store = open_store(settings.view_store, settings.view_table_prefix)
     live = LiveReadModel(await asyncio.to_thread(store.load))
+    live.settle()
     redis = Redis.from_url(settings.redis_url)
     listener = listen(settings.http_host, settings.http_port)
     host, port = listener.getsockname()[:2]
