@@ -37,9 +37,7 @@ def mixed_workload(count: int, org: str = "bench", keys: int = 2000) -> list[dic
             commands.append(key_command(kind, org, key_id, role_id="R0", location_id="L2"))
         elif kind == "RenameApiKey":
             commands.append(key_command(kind, org, key_id, name=f"renamed {i}"))
-        elif kind == "AddKeyRole":
-            commands.append(key_command(kind, org, key_id, role_id="R2"))
-        elif kind == "RemoveKeyRole":
+        elif kind == "AddKeyRole" or kind == "RemoveKeyRole":
             commands.append(key_command(kind, org, key_id, role_id="R2"))
         else:
             commands.append(key_command("DisableApiKey", org, key_id))
@@ -166,7 +164,7 @@ def raw_round_trips(client: redis.Redis, payloads: list[bytes], batch: int = 500
         reply = client.xreadgroup(group, "c", {stream: ">"}, count=batch)
         entries = reply[0][1]
         pipe = client.pipeline(transaction=False)
-        for entry_id, _ in entries:
+        for _entry_id, _ in entries:
             pipe.xadd(replies, {"__data__": b'{"status":"accepted"}'})
         pipe.xack(stream, group, *[entry_id for entry_id, _ in entries])
         pipe.execute()

@@ -163,7 +163,8 @@ class CommandProcessor:
                 command = entry.command
                 earlier = in_batch.get(command.command_id)
                 if earlier is not None:
-                    planned.append(Planned(entry, _base_result(command, "duplicate"), None, earlier))
+                    duplicate = _base_result(command, "duplicate")
+                    planned.append(Planned(entry, duplicate, None, earlier))
                     continue
                 known = self._known_outcome(entry, look_up_receipts)
                 if known is not None:
@@ -224,20 +225,20 @@ class CommandProcessor:
         if not look_up_receipts:
             return None
         try:
-            receipt = self.app.repository.get(CommandReceipt.create_id(command_id))
+            receipt: CommandReceipt = self.app.repository.get(CommandReceipt.create_id(command_id))
         except AggregateNotFoundError:
             return None
         original = CommandResult(
             command_id=receipt.command_id,
             type=receipt.command_type,
-            status=receipt.status,
+            status="accepted" if receipt.status == "accepted" else "rejected",
             organization_id=receipt.organization_id,
             key_id=receipt.key_id,
             error=Error(receipt.error_code, receipt.error_message or "")
             if receipt.error_code
             else None,
         )
-        if receipt.last_event_id and receipt.status == "accepted":
+        if receipt.last_event_id and receipt.last_event_version is not None:
             original.position = self.app.position_of(
                 UUID(receipt.last_event_id), receipt.last_event_version
             )

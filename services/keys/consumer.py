@@ -61,7 +61,9 @@ class CommandConsumer:
         stream = self.settings.commands_stream
         parsed = [read_entry(i, d, stream) for i, d in zip(entry_ids, datas, strict=True)]
         entries = [
-            Entry(i, p) for i, p in zip(entry_ids, parsed, strict=True) if not isinstance(p, Refused)
+            Entry(i, p)
+            for i, p in zip(entry_ids, parsed, strict=True)
+            if not isinstance(p, Refused)
         ]
         outcomes = await self._process(entries)
         done = {entry.entry_id: result for entry, result in outcomes}
@@ -151,11 +153,13 @@ class CommandConsumer:
         """Before reading new entries: finish what this consumer had read and not acked."""
         total, start = 0, "0"
         while True:
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 self.settings.group, self.settings.consumer,
                 {self.settings.commands_stream: start}, count=self.settings.batch_size,
             )
-            entries = [(i, d) for _, batch in reply for i, d in batch if d] if reply else []
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = (
+                [(i, d) for _, batch in reply for i, d in batch if d] if reply else []
+            )
             if not entries:
                 return total
             await self.handle_redelivered(entries)

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import Application
-from psycopg.sql import SQL, Identifier
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 
 def persistence_env(url: str) -> dict[str, str]:
@@ -57,12 +57,12 @@ class ApiKeysApplication(Application[UUID]):
         """The global position (notification id) of one stored event."""
         recorder = self.recorder
         if isinstance(recorder, SQLiteApplicationRecorder):
-            sql = (
+            select = (
                 f"SELECT rowid FROM {recorder.events_table_name} "  # noqa: S608
                 "WHERE originator_id=? AND originator_version=?"
             )
             with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(sql, (originator_id.hex, version))
+                cursor.execute(select, (originator_id.hex, version))
                 row = cursor.fetchone()
                 return int(row[0]) if row else None
         if isinstance(recorder, PostgresApplicationRecorder):

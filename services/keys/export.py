@@ -29,9 +29,8 @@ def export_events(
         while True:
             before = reader.read_up_to
             for _, data in reader.read_batch():
-                if organization_id is not None:
-                    if json.loads(data)["organization_id"] != organization_id:
-                        continue
+                if organization_id and json.loads(data)["organization_id"] != organization_id:
+                    continue
                 out.write(data.decode())
                 out.write("\n")
                 written += 1

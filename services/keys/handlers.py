@@ -94,9 +94,10 @@ def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) ->
         org.register_key(command.key_id, cause)
         uow.touch(org, key)
         return
-    key = uow.key(command.key_id)
-    if key is None or key.organization_id != command.organization_id:
+    found = uow.key(command.key_id)
+    if found is None or found.organization_id != command.organization_id:
         raise DomainError("unknown_key", f"no key {command.key_id!r} in this organization")
+    key = found
     match command:
         case c.RenameApiKey(name=name):
             key.rename(name, cause)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 from typing import Any
 
 import uvicorn
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 from services.keys.application import CommandProcessor
 from services.keys.consumer import CommandConsumer, build_broker, ensure_group
 from services.keys.event_store import ApiKeysApplication
-from services.keys.relay import EventRelay
+from services.keys.relay import EventRelay, run_relay_process
 from services.keys.settings import KeysSettings
 
 log = logging.getLogger("apikeys.keys")
@@ -56,7 +57,18 @@ async def run_keys_service(settings: KeysSettings) -> None:
     recovered = await consumer.recover_own_pending()
     if recovered:
         log.warning("recovered %d pending command entries", recovered)
-    tasks = [asyncio.create_task(relay.run(), name="relay")]
+    tasks: list[asyncio.Task[None]] = []
+    relay_process = None
+    if settings.relay_in_process:
+        tasks.append(asyncio.create_task(relay.run(), name="relay"))
+    else:
+        relay_process = multiprocessing.get_context("spawn").Process(
+            target=run_relay_process,
+            args=(settings.event_store, settings.redis_url, settings.events_stream,
+                  settings.relay_poll_seconds),
+            name="apikeys-relay",
+        )
+        relay_process.start()
     broker = build_broker(settings, consumer)
     await broker.start()
     tasks.append(asyncio.create_task(consumer.reclaim_forever(), name="reclaim"))
@@ -71,6 +83,9 @@ async def run_keys_service(settings: KeysSettings) -> None:
     finally:
         status["ready"] = False
         await broker.stop()
+        if relay_process is not None:
+            relay_process.terminate()
+            await asyncio.to_thread(relay_process.join, 10)
         await relay.relay_once()
         for task in tasks:
             task.cancel()

@@ -107,7 +107,8 @@ def to_contract(event: Any, aggregate_after: Any, position: int) -> e.Event | No
 
 
 def _org_fields(event: Any, org: Organization) -> dict[str, Any]:
-    if isinstance(event, Organization.ApiAdministratorGranted | Organization.ApiAdministratorRevoked):
+    administrators = Organization.ApiAdministratorGranted | Organization.ApiAdministratorRevoked
+    if isinstance(event, administrators):
         return {"user_id": event.user_id}
     if isinstance(event, Organization.LocationRemoved):
         return {"location_id": event.location_id}

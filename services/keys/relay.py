@@ -9,8 +9,12 @@ and the stream's last id is where the relay resumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -114,19 +118,50 @@ class EventRelay:
             if self.read_up_to == before:
                 return total
 
-    async def run(self, poll_seconds: float = 0.5) -> None:
+    async def run(self, poll_seconds: float = 0.5, alive: Callable[[], bool] = lambda: True
+                  ) -> None:
         await self.start_position()
-        while True:
+        while alive():
             try:
-                await self.relay_once()
+                published = await self.relay_once()
             except Exception:
                 log.exception("relay failed; retrying")
                 self.aggregates.clear()
                 await asyncio.sleep(1)
                 await self.start_position()
                 continue
+            if published:
+                continue
             self.wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), poll_seconds)
-            except TimeoutError:
-                pass
+
+
+async def relay_forever(event_store: str, redis_url: str, stream: str, poll_seconds: float) -> None:
+    """The relay as a process of its own: it polls the store, so it needs no signal from the
+    command consumer, and it stops when the process that started it is gone."""
+    parent = os.getppid()
+    app = ApiKeysApplication(event_store)
+    redis = Redis.from_url(redis_url)
+    relay = EventRelay(app, redis, stream)
+    try:
+        await relay.run(poll_seconds, alive=lambda: os.getppid() == parent)
+    finally:
+        await redis.aclose()
+        app.close()
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to end this process when its parent ends (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def run_relay_process(event_store: str, redis_url: str, stream: str, poll_seconds: float) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the relay stops
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(relay_forever(event_store, redis_url, stream, poll_seconds))
