@@ -11,12 +11,11 @@ from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
-from litestar import Litestar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from services.projections import rules
-from services.projections.api import create_app
+from services.projections.api import create_app, served
 from services.projections.consumer import fold_entries, follow
 from services.projections.event_rows import EventRow
 from services.projections.live import LiveReadModel
@@ -27,14 +26,14 @@ log = logging.getLogger(__name__)
 REBUILD_CHUNK = 1000
 
 
-def build_app(live: LiveReadModel, settings: Settings) -> Litestar:
+def build_app(live: LiveReadModel, settings: Settings) -> Any:
     # audit queries read the event log through a connection of their own, for the process's life
-    return create_app(
+    return served(create_app(
         live,
         min_position_wait=settings.min_position_wait,
         ready_lag_seconds=settings.ready_lag_seconds,
         event_log=open_store(settings.view_store, settings.view_table_prefix),
-    )
+    ))
 
 
 def server_config(app: Any) -> uvicorn.Config:
