@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -253,13 +254,26 @@ class PostgresViewStore(SqlViewStore):
         import psycopg
 
         super().__init__(prefix)
-        self.connection = psycopg.connect(url, autocommit=True)
+        conninfo, schema = split_schema(url)
+        options = {"options": f"-c search_path={schema}"} if schema else {}
+        self.connection = psycopg.connect(conninfo, autocommit=True, **options)
         self.create_tables()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self.connection.transaction(), self.connection.cursor() as cur:
             yield cur
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """`postgresql://...?schema=name` (the event store's form) -> (conninfo, schema)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    schema = query.pop("schema", [None])[0]
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"schema must be a lowercase identifier, got {schema!r}")
+    rest = urlencode({k: v[0] for k, v in query.items()})
+    return urlunsplit(parts._replace(query=rest)), schema
 
 
 def open_store(url: str, prefix: str = DEFAULT_PREFIX) -> SqlViewStore:

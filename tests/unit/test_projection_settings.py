@@ -36,3 +36,13 @@ def test_environment_overrides():
 def test_a_bad_address_is_refused():
     with pytest.raises(ValueError):
         Settings.from_env({"APIKEYS_HTTP_ADDR": "nonsense"})
+
+
+def test_a_postgres_view_store_url_may_name_a_schema() -> None:
+    from services.projections.views import split_schema
+
+    assert split_schema("postgresql://u@h:5432/db?schema=views_1") == (
+        "postgresql://u@h:5432/db", "views_1")
+    assert split_schema("postgresql://u@h/db") == ("postgresql://u@h/db", None)
+    with pytest.raises(ValueError):
+        split_schema("postgresql://u@h/db?schema=x;drop")
