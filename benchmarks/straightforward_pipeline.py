@@ -50,6 +50,9 @@ class PlainWork:
     def key(self, key_id: str) -> ApiKey | None:
         return self._get(ApiKey.create_id(key_id))
 
+    def key_exists(self, key_id: str) -> bool:
+        return self.key(key_id) is not None
+
     def touch(self, *aggregates: Any) -> None:
         self.touched.extend(a for a in aggregates if a not in self.touched)
 

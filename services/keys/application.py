@@ -58,6 +58,9 @@ class AggregateCache:
         self._trim()
         return found
 
+    def cached(self, aggregate_id: UUID) -> Any:
+        return self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
+
     def pin(self, aggregate: Aggregate) -> None:
         self.pinned[aggregate.id] = aggregate
 
@@ -87,6 +90,7 @@ class BatchWork:
     """The unit of work for one command inside a batch."""
 
     cache: AggregateCache
+    careful: bool = True
     touched: list[Aggregate] = field(default_factory=list)
 
     def organization(self, organization_id: str) -> Organization | None:
@@ -94,6 +98,15 @@ class BatchWork:
 
     def key(self, key_id: str) -> ApiKey | None:
         return self.cache.get(ApiKey.create_id(key_id))
+
+    def key_exists(self, key_id: str) -> bool:
+        """Optimistic unless careful: a key id that is not cached is taken to be new, and the
+        store's uniqueness check at save time (a conflict replays the batch carefully) makes
+        sure of it. This saves one store round trip per created key."""
+        aggregate_id = ApiKey.create_id(key_id)
+        if self.careful:
+            return self.cache.get(aggregate_id) is not None
+        return self.cache.cached(aggregate_id) is not None
 
     def touch(self, *aggregates: Organization | ApiKey) -> None:
         for aggregate in aggregates:
@@ -171,7 +184,7 @@ class CommandProcessor:
                     planned.append(Planned(entry, known))
                     continue
                 in_batch[command.command_id] = len(planned)
-                plan, events = self._apply(entry, now)
+                plan, events = self._apply(entry, now, careful=look_up_receipts)
                 planned.append(plan)
                 to_save.extend(events)
             recordings = self.app.events.put(to_save) if to_save else []
@@ -186,9 +199,9 @@ class CommandProcessor:
         positions = {id(r.domain_event): r.notification.id for r in recordings}
         return self._finish(planned, positions)
 
-    def _apply(self, entry: Entry, now: datetime) -> tuple[Planned, list[Any]]:
+    def _apply(self, entry: Entry, now: datetime, careful: bool) -> tuple[Planned, list[Any]]:
         command = entry.command
-        work = BatchWork(self.cache)
+        work = BatchWork(self.cache, careful)
         result = _base_result(command, "accepted")
         try:
             handle(command, work, now)

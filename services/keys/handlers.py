@@ -17,6 +17,8 @@ class UnitOfWork(Protocol):
 
     def key(self, key_id: str) -> ApiKey | None: ...
 
+    def key_exists(self, key_id: str) -> bool: ...
+
     def touch(self, *aggregates: Organization | ApiKey) -> None: ...
 
 
@@ -77,7 +79,7 @@ def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) ->
         raise DomainError("unknown_organization", f"no organization {command.organization_id!r}")
     org.require_key_manager(command.actor_id)
     if isinstance(command, c.CreateApiKey):
-        if uow.key(command.key_id) is not None:
+        if uow.key_exists(command.key_id):
             raise DomainError("key_exists", f"key {command.key_id!r} already exists")
         key = ApiKey.create(
             org,
