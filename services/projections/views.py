@@ -196,9 +196,15 @@ class SqlViewStore:
                 ),
                 batch.keys,
             )
-        for key_id, rows in batch.secrets:
-            cur.execute(self._sql("DELETE FROM {p}secrets WHERE key_id = ?"), (key_id,))
-            if rows:
+        if batch.secrets:
+            # Each touched key's secret rows are replaced whole: one statement per kind of
+            # change for the whole batch, so PostgreSQL gets them pipelined.
+            cur.executemany(
+                self._sql("DELETE FROM {p}secrets WHERE key_id = ?"),
+                [(key_id,) for key_id, _ in batch.secrets],
+            )
+            fresh = [row for _, rows in batch.secrets for row in rows]
+            if fresh:
                 cur.executemany(
                     self._sql(
                         "INSERT INTO {p}secrets (sha256, key_id, kind, valid_until)"
@@ -206,7 +212,7 @@ class SqlViewStore:
                         " key_id = excluded.key_id, kind = excluded.kind,"
                         " valid_until = excluded.valid_until"
                     ),
-                    rows,
+                    fresh,
                 )
 
     def drop(self) -> None:
