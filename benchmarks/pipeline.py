@@ -173,29 +173,32 @@ def figures(quick: bool, postgres: str | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     e2e = end_to_end(count)
     plain = straightforward(baseline_count)
-    rows.append(_row("end-to-end commands/s, SQLite", e2e["commands_per_second"],
+    rows.append(_row("end-to-end commands, SQLite", e2e["commands_per_second"],
                      ">= 10,000 and >= 10x baseline", plain["commands_per_second"],
                      "straightforward pipeline, SQLite"))
     if postgres and not quick:
         e2e_pg = end_to_end(count, postgres)
         plain_pg = straightforward(baseline_count // 2, postgres)
-        rows.append(_row("end-to-end commands/s, PostgreSQL", e2e_pg["commands_per_second"],
+        rows.append(_row("end-to-end commands, PostgreSQL", e2e_pg["commands_per_second"],
                          ">= 5,000 and >= 10x baseline", plain_pg["commands_per_second"],
                          "straightforward pipeline, PostgreSQL"))
     if not quick:
         steady = steady_latency()
-        rows.append(_row("p99 XADD -> result at 1,000 cmd/s (ms)", steady["result_p99_ms"],
-                         "<= 20", None, f"p50 {steady['result_p50_ms']:.1f} ms"))
-        rows.append(_row("p99 XADD -> visible in /v1/check (ms)", steady["visible_p99_ms"],
-                         "<= 50", None, f"p50 {steady['visible_p50_ms']:.1f} ms"))
+        rows.append(_row("p99 XADD -> result at 1,000 cmd/s", steady["result_p99_ms"],
+                         "<= 20 ms", None, f"p50 {steady['result_p50_ms']:.1f} ms",
+                         unit="ms"))
+        rows.append(_row("p99 XADD -> visible in /v1/check", steady["visible_p99_ms"],
+                         "<= 50 ms", None, f"p50 {steady['visible_p50_ms']:.1f} ms",
+                         unit="ms"))
     return rows
 
 
 def _row(figure: str, measured: float, target: str, baseline: float | None,
-         baseline_name: str) -> dict[str, Any]:
+         baseline_name: str, unit: str = "commands/s") -> dict[str, Any]:
     return {
         "figure": figure,
         "measured": round(measured, 1),
+        "unit": unit,
         "target": target,
         "baseline": round(baseline, 1) if baseline is not None else None,
         "baseline_name": baseline_name,
