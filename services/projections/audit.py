@@ -57,10 +57,10 @@ class Provenance:
         current = {(key_id, c.role_id, c.location_id): c.applies for c in state.matrix}
         for cell_key in [k for k in self.cells if k[0] == key_id and k not in current]:
             del self.cells[cell_key]
-        for cell_key, applies in current.items():
-            known = self.cells.get(cell_key)
-            if known is None or known[0] != applies:
-                self.cells[cell_key] = (applies, position)
+        if isinstance(event, ev.RoleLocationToggled):
+            # only a toggle sets a cell; every other cell is on by default since its role or
+            # location joined the key
+            self.cells[(key_id, event.role_id, event.location_id)] = (event.applies, position)
 
 
 def _track(table: dict[tuple[str, str], int], key_id: str, ids: list[str], position: int) -> None:
@@ -152,7 +152,8 @@ def changes(event: ev.KeyEvent, before: ev.KeyState | None) -> dict[str, Any]:
         if old.get(name) == value and before is not None:
             continue
         if name in _HIDDEN:
-            own[name.removesuffix("_sha256")] = "changed" if before is not None else "set"
+            shown = "none" if value is None else "changed" if before is not None else "set"
+            own[name.removesuffix("_sha256")] = shown
         else:
             own[name] = {"from": old.get(name), "to": value} if before is not None else value
     return own

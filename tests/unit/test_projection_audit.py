@@ -253,3 +253,33 @@ def test_as_of_equals_the_live_answer_at_every_step(ops: list[tuple[Any, ...]]) 
 
 def as_of_events(events: list[ev.AnyEvent], key_id: str, moment: datetime) -> rules.ReadModel:
     return audit.replay(audit.key_and_organization_events(events, key_id, moment)).model
+
+
+def test_a_cell_listed_explicitly_at_creation_but_never_toggled_is_a_default() -> None:
+    """The keys service lists every matrix cell in the key state; only a toggle sets one."""
+    from contracts.common import MatrixCell, Permission
+
+    org = "acme"
+    state = ev.KeyState(
+        name="k", location_ids=["plant-7", "plant-8"], role_ids=["viewer"],
+        matrix=[MatrixCell("viewer", "plant-7", True), MatrixCell("viewer", "plant-8", True)],
+        enabled=True, deleted=False, expires_at=None, secret_sha256="a" * 64, secret_hint="h",
+    )
+    events: list[ev.AnyEvent] = [
+        ev.OrganizationRegistered(position=1, organization_id=org, occurred_at=T0),
+        ev.ApiModuleEnabled(position=2, organization_id=org, occurred_at=T0),
+        ev.LocationDefined(position=3, organization_id=org, occurred_at=T0,
+                           location_id="plant-7", name="Plant 7", parent_id=None),
+        ev.LocationDefined(position=4, organization_id=org, occurred_at=T0,
+                           location_id="plant-8", name="Plant 8", parent_id=None),
+        ev.RoleDefined(position=5, organization_id=org, occurred_at=T0, role_id="viewer",
+                       name="Viewer", permissions=[Permission("view_private", "location_only")]),
+        ev.ApiKeyCreated(position=6, organization_id=org, occurred_at=T0, key_id="key-1",
+                         key=state),
+    ]
+    done = audit.replay(events)
+    decision = rules.check(done.model, "key-1", "view_private", "plant-7", False, T0)
+    (chain,) = audit.explain(done, "key-1", "view_private", "plant-7", decision.reasons)
+    assert (chain.cell_set_by, chain.cell_position) == ("default", 6)
+    entry = audit.history_entries([events[-1]], None)[0]  # type: ignore[list-item]
+    assert entry.changes["secret"] == "set" and entry.changes["previous_secret"] == "none"
