@@ -131,9 +131,18 @@ def new_token_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def embedded_redis_url() -> str:
+    port = os.environ.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+# Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
+LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections"}
+
+
 def redis_cli(args: argparse.Namespace) -> int:
-    """The redis-cli bundled with the embedded server, pointed at REDIS_URL or the default."""
-    url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{DEFAULT_EMBEDDED_REDIS_PORT}/0")
+    """The redis-cli bundled with the embedded server, pointed at REDIS_URL."""
+    url = os.environ["REDIS_URL"]
     return subprocess.call([str(redis_cli_binary()), "-u", url, *args.arguments])
 
 
@@ -162,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("arguments", nargs=argparse.REMAINDER)
     cli.set_defaults(func=redis_cli)
     args = parser.parse_args(argv)
+    if args.command in LOCAL_TOOLS:
+        os.environ.setdefault("REDIS_URL", embedded_redis_url())
     return int(args.func(args))
 
 
