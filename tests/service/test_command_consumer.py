@@ -1,0 +1,110 @@
+"""CommandConsumer in process, against the session's private Redis: order of answers, dead
+letters, acknowledgements, and what happens to an entry whose handling keeps failing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.keys.application import CommandProcessor, Entry
+from services.keys.consumer import CommandConsumer, ensure_group
+from services.keys.event_store import ApiKeysApplication
+from services.keys.settings import KeysSettings
+from tests.scenario import key_command, organization_setup
+
+pytestmark = pytest.mark.service
+
+
+class FailingOn(CommandProcessor):
+    """A processor that fails unexpectedly on one command id (a bug, a broken store...)."""
+
+    def __init__(self, app: ApiKeysApplication, poison: str):
+        super().__init__(app)
+        self.poison = poison
+
+    def process(self, entries: list[Entry]) -> list:  # type: ignore[override]
+        if any(e.command.command_id == self.poison for e in entries):
+            raise RuntimeError("unexpected failure")
+        return super().process(entries)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def settings_for(redis_url: str, unique: str) -> KeysSettings:
+    return KeysSettings(
+        redis_url=redis_url, commands_stream=f"{unique}.commands",
+        results_stream=f"{unique}.results", events_stream=f"{unique}.events",
+        dead_letter_stream=f"{unique}.dead", consumer="c1", max_deliveries=2,
+    )
+
+
+async def read_all(redis: Redis, stream: str) -> list[dict]:
+    return [json.loads(f[b"__data__"]) for _, f in await redis.xrange(stream)]
+
+
+async def deliver(redis: Redis, settings: KeysSettings, *payloads: bytes) -> list:
+    for payload in payloads:
+        await redis.xadd(settings.commands_stream, {"__data__": payload})
+    reply = await redis.xreadgroup(settings.group, settings.consumer,
+                                   {settings.commands_stream: ">"}, count=100)
+    return list(reply[0][1])
+
+
+async def test_answers_keep_stream_order_around_refused_entries(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    consumer = CommandConsumer(settings, CommandProcessor(app), redis)
+    setup = organization_setup("acme", locations=1, roles=0)
+    payloads = [json.dumps(setup[0]).encode(), b'{"type": "Nope"}',
+                b'{"type": "RenameApiKey", "command_id": "bad"}',
+                json.dumps(setup[1]).encode()]
+    entries = await deliver(redis, settings, *payloads)
+    await consumer.handle([i for i, _ in entries], [d for _, d in entries])
+    results = await read_all(redis, settings.results_stream)
+    assert [r["command_id"] for r in results] == [setup[0]["command_id"], "bad",
+                                                   setup[1]["command_id"]]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
+    dead = await read_all(redis, settings.dead_letter_stream)
+    assert [d["entry_id"] for d in dead] == [entries[1][0].decode(), entries[2][0].decode()]
+    assert (await redis.xpending(settings.commands_stream, settings.group))["pending"] == 0
+
+
+async def test_an_entry_that_keeps_failing_stays_pending_then_is_dead_lettered(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    setup = organization_setup("acme", locations=1, roles=0)
+    poison = key_command("RenameApiKey", "acme", "k1", name="x")
+    consumer = CommandConsumer(settings, FailingOn(app, poison["command_id"]), redis,
+                               retry_delays=(0.0,))
+    entries = await deliver(redis, settings, *(json.dumps(c).encode()
+                                               for c in [*setup, poison]))
+    await consumer.handle([i for i, _ in entries], [d for _, d in entries])
+    results = await read_all(redis, settings.results_stream)
+    assert [r["command_id"] for r in results] == [c["command_id"] for c in setup]
+    pending = await redis.xpending_range(settings.commands_stream, settings.group, "-", "+", 10)
+    assert [p["message_id"] for p in pending] == [entries[-1][0]]
+
+    # redelivered (as after a restart) until the budget of deliveries is spent
+    for _ in range(settings.max_deliveries):
+        assert await consumer.recover_own_pending() == 1
+    dead = await read_all(redis, settings.dead_letter_stream)
+    assert len(dead) == 1 and dead[0]["entry_id"] == entries[-1][0].decode()
+    assert dead[0]["deliveries"] > settings.max_deliveries
+    assert json.loads(dead[0]["payload"])["command_id"] == poison["command_id"]
+    assert (await redis.xpending(settings.commands_stream, settings.group))["pending"] == 0
+    assert await consumer.recover_own_pending() == 0
