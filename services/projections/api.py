@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -14,13 +13,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp
 
 from contracts import audit as a
 from contracts import queries as q
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections import audit_queries, rules, verification
 from services.projections.answers import permissions_answer
+from services.projections.fast_check import FastCheck
 from services.projections.live import LiveReadModel, PositionNotReached
 from services.projections.views import SqlViewStore
 
@@ -247,72 +247,12 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAn
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-_JSON_HEADER = (b"content-type", b"application/json")
-# printable ASCII without '%' and '+': the raw query string is already its decoded form
-_PLAIN_QUERY = re.compile(rb"[!-$&-*,-~]*")
-_ID_RE = re.compile(_ID)
-_PERMISSION_RE = re.compile(_PERMISSION)
-_FAST_PARAMETERS = frozenset((b"key_id", b"permission", b"location_id", b"item_owner"))
-
-
-class FastCheck:
-    """Answers a plainly valid ``GET /v1/check`` without the framework's per-request work
-    (signature model, hook, response object), which the profile showed costs ~75% of a check.
-
-    Anything else (min_position, unknown, repeated, encoded or invalid parameters) goes on to
-    the Litestar handler, so validation errors and waits stay exactly the framework's.
-    """
-
-    def __init__(self, app: ASGIApp, context: QueryContext) -> None:
-        self.app = app
-        self.context = context
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "GET":
-            body = self.answer(scope["query_string"])
-            if body is not None:
-                length = (b"content-length", str(len(body)).encode())
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [_JSON_HEADER, length]})
-                await send({"type": "http.response.body", "body": body, "more_body": False})
-                return
-        await self.app(scope, receive, send)
-
-    def answer(self, query: bytes) -> bytes | None:
-        if not _PLAIN_QUERY.fullmatch(query):
-            return None
-        params: dict[bytes, str] = {}
-        for pair in query.split(b"&"):
-            name, sep, value = pair.partition(b"=")
-            if not sep or name in params or name not in _FAST_PARAMETERS:
-                return None
-            params[name] = value.decode("ascii")
-        key_id = params.get(b"key_id")
-        permission = params.get(b"permission")
-        location_id = params.get(b"location_id")
-        item_owner = params.get(b"item_owner", "")
-        if (
-            key_id is None or permission is None or location_id is None
-            or item_owner not in ("", "key")
-            or not _ID_RE.match(key_id) or not _ID_RE.match(location_id)
-            or not _PERMISSION_RE.match(permission)
-        ):
-            return None
-        model = self.context.live.model
-        decision = rules.check(
-            model, key_id, permission, location_id, item_owner == "key", self.context.clock()
-        )
-        return q.query_encoder.encode(q.CheckAnswer(
-            allowed=decision.allowed, reasons=decision.reasons,
-            denied_because=decision.denied_because, position=model.position,
-        ))
-
-
 def served(app: Litestar) -> ASGIApp:
     """The app as the service serves it: plain checks answered before Litestar's own layers
     (exception middleware, router: ~10% of a check); the same lean path also sits inside the
     app as middleware, so an app from ``create_app`` answers exactly as the served one."""
-    return FastCheck(app, _context(app.state))
+    context = _context(app.state)
+    return FastCheck(app, context.live, context.clock)
 
 
 def create_app(
@@ -330,7 +270,7 @@ def create_app(
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
-        middleware=[lambda app: FastCheck(app, context)],
+        middleware=[lambda app: FastCheck(app, live, clock)],
         before_request=reject_unknown_query_parameters,
         exception_handlers={
             HTTPException: _http_error,
