@@ -1,81 +1,39 @@
-"""The read model of API keys and how each contract event changes it. Pure: no I/O, no clock.
+"""How each contract event changes the read model, and the answers read from it. Pure: no I/O,
+no clock.
 
-State folding is deterministic, so live answers, rebuilds and (later) as-of answers all come from
-folding the same events through ``apply``. Effective grants are cached per key and dropped when an
-event may change them; key status (expiry included) is decided at query time.
+State folding is deterministic, so live answers, rebuilds and as-of answers all come from
+folding the same events through ``apply``. Effective grants are compiled per key (see
+``grants``) and dropped when an event may change them; key status (expiry included) is decided
+at query time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal, NamedTuple
-
-import msgspec
+from datetime import datetime
 
 from contracts import events as ev
-from contracts.common import Permission
-from contracts.queries import DenialReason, KeyStatus, Reason
+from contracts.queries import KeyStatus, Reason
+from services.projections import grants as g
+from services.projections.grants import Decision, KeyGrants, aware
+from services.projections.read_model import (
+    KeyView,
+    LocationNode,
+    OrganizationView,
+    ReadModel,
+    RoleDefinition,
+    SecretRef,
+    Touched,
+)
+
+__all__ = [
+    "GRANT_CACHE_LIMIT", "Decision", "KeyGrants", "KeyView", "LocationNode", "OrganizationView",
+    "ReadModel", "RoleDefinition", "SecretRef", "Touched", "apply", "aware", "check",
+    "effective_permissions", "fold", "key_grants", "key_status", "keys_with_permission",
+    "restore", "secret_refs",
+]
 
 GRANT_CACHE_LIMIT = 50_000
-
-
-class LocationNode(msgspec.Struct):
-    name: str
-    parent_id: str | None
-
-
-class RoleDefinition(msgspec.Struct):
-    name: str
-    permissions: list[Permission]
-
-
-class OrganizationView(msgspec.Struct):
-    api_module_enabled: bool = False
-    locations: dict[str, LocationNode] = {}
-    roles: dict[str, RoleDefinition] = {}
-
-
-class KeyView(msgspec.Struct):
-    organization_id: str
-    state: ev.KeyState
-
-
-class SecretRef(NamedTuple):
-    key_id: str
-    kind: Literal["current", "previous"]
-
-
-class Touched(NamedTuple):
-    """What one applied event changed, so a store writes only those rows."""
-
-    organization_id: str
-    key_id: str | None
-
-
-@dataclass
-class KeyGrants:
-    """A key's effective grants, whatever its status: permission -> reasons."""
-
-    everywhere: dict[str, list[Reason]] = field(default_factory=dict)
-    at: dict[str, dict[str, list[Reason]]] = field(default_factory=dict)
-
-    def reasons(self, permission: str, location_id: str) -> list[Reason]:
-        found = set(self.at.get(permission, {}).get(location_id, ()))
-        found.update(self.everywhere.get(permission, ()))
-        return sorted(found)
-
-
-@dataclass
-class ReadModel:
-    position: int = 0
-    organizations: dict[str, OrganizationView] = field(default_factory=dict)
-    keys: dict[str, KeyView] = field(default_factory=dict)
-    secrets: dict[str, SecretRef] = field(default_factory=dict)
-    org_keys: dict[str, set[str]] = field(default_factory=dict)
-    grant_cache: dict[str, KeyGrants] = field(default_factory=dict)
-    children_cache: dict[str, dict[str | None, list[str]]] = field(default_factory=dict)
 
 
 def restore(
@@ -101,7 +59,10 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
         model.grant_cache.pop(event.key_id, None)
         _put_key(model, event.key_id, KeyView(org_id, event.key))
         return Touched(org_id, event.key_id)
-    org = model.organizations.setdefault(org_id, OrganizationView())
+    org = model.organizations.get(org_id)
+    if org is None:  # keys compiled before their organization was known must look again
+        org = model.organizations[org_id] = OrganizationView()
+        _forget_grants(model, org_id)
     match event:
         case ev.ApiModuleEnabled():
             org.api_module_enabled = True
@@ -109,18 +70,16 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
             org.api_module_enabled = False
         case ev.LocationDefined() | ev.LocationRenamed() | ev.LocationMoved():
             org.locations[event.location_id] = LocationNode(event.name, event.parent_id)
-            model.children_cache.pop(org_id, None)
+            _tree_changed(model, org_id)
         case ev.LocationRemoved():
             org.locations.pop(event.location_id, None)
-            model.children_cache.pop(org_id, None)
+            _tree_changed(model, org_id)
         case ev.RoleDefined() | ev.RolePermissionsChanged() | ev.RoleRenamed():
             org.roles[event.role_id] = RoleDefinition(event.name, list(event.permissions))
+            _forget_grants(model, org_id, event.role_id)
         case ev.RoleRemoved():
             org.roles.pop(event.role_id, None)
-        case _:
-            return Touched(org_id, None)
-    for key_id in model.org_keys.get(org_id, ()):
-        model.grant_cache.pop(key_id, None)
+            _forget_grants(model, org_id, event.role_id)
     return Touched(org_id, None)
 
 
@@ -129,6 +88,19 @@ def fold(events: Iterable[ev.AnyEvent], model: ReadModel | None = None) -> ReadM
     for event in events:
         apply(model, event)
     return model
+
+
+def _tree_changed(model: ReadModel, org_id: str) -> None:
+    model.trees.pop(org_id, None)
+    _forget_grants(model, org_id)
+
+
+def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:
+    """Drop the compiled grants of the organization's keys (holding the role, when given)."""
+    cache, keys = model.grant_cache, model.keys
+    for key_id in model.org_keys.get(org_id, ()):
+        if key_id in cache and (role_id is None or role_id in keys[key_id].state.role_ids):
+            del cache[key_id]
 
 
 def secret_refs(state: ev.KeyState) -> Iterator[tuple[str, SecretRef, datetime | None]]:
@@ -140,88 +112,50 @@ def secret_refs(state: ev.KeyState) -> Iterator[tuple[str, SecretRef, datetime |
 
 
 def _put_key(model: ReadModel, key_id: str, view: KeyView) -> None:
+    secrets, state = model.secrets, view.state
+    current, previous = state.secret_sha256, state.previous_secret_sha256 or None
     old = model.keys.get(key_id)
     if old is not None:
-        for sha, _, _ in secret_refs(old.state):
-            if model.secrets.get(sha, SecretRef("", "current")).key_id == key_id:
-                del model.secrets[sha]
-        model.org_keys.get(old.organization_id, set()).discard(key_id)
+        for sha in (old.state.secret_sha256, old.state.previous_secret_sha256):
+            if sha and sha != current and sha != previous:
+                ref = secrets.get(sha)
+                if ref is not None and ref.key_id == key_id:
+                    del secrets[sha]
+        if old.organization_id != view.organization_id:
+            model.org_keys.get(old.organization_id, set()).discard(key_id)
+    if old is None or old.organization_id != view.organization_id:
+        model.org_keys.setdefault(view.organization_id, set()).add(key_id)
     model.keys[key_id] = view
-    model.org_keys.setdefault(view.organization_id, set()).add(key_id)
-    for sha, ref, _ in secret_refs(view.state):
-        model.secrets[sha] = ref._replace(key_id=key_id)
+    _point(secrets, current, key_id, "current")
+    if previous is not None:
+        _point(secrets, previous, key_id, "previous")
+
+
+def _point(secrets: dict[str, SecretRef], sha: str, key_id: str, kind: str) -> None:
+    ref = secrets.get(sha)
+    if ref is None or ref.key_id != key_id or ref.kind != kind:
+        secrets[sha] = SecretRef(key_id, kind)  # type: ignore[arg-type]
 
 
 # --- effective permissions -----------------------------------------------------------------------
 
 
-def _children(model: ReadModel, org_id: str, org: OrganizationView) -> dict[str | None, list[str]]:
-    children = model.children_cache.get(org_id)
-    if children is None:
-        children = {}
-        for location_id, node in sorted(org.locations.items()):
-            children.setdefault(node.parent_id, []).append(location_id)
-        model.children_cache[org_id] = children
-    return children
-
-
-def subtree(children: dict[str | None, list[str]], root: str) -> list[str]:
-    """The root and every location below it (a cycle cannot loop forever)."""
-    seen, stack = {root}, [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return sorted(seen)
-
-
 def key_grants(model: ReadModel, key_id: str) -> KeyGrants:
+    """The key's compiled grants (the key must exist), cached until an event may change them."""
     cached = model.grant_cache.get(key_id)
     if cached is not None:
         return cached
-    grants = KeyGrants()
-    view = model.keys.get(key_id)
-    org = model.organizations.get(view.organization_id) if view else None
-    if view is not None and org is not None:
-        children = _children(model, view.organization_id, org)
-        cells = {(c.role_id, c.location_id): c.applies for c in view.state.matrix}
-        for role_id in dict.fromkeys(view.state.role_ids):
-            role = org.roles.get(role_id)
-            for location_id in dict.fromkeys(view.state.location_ids):
-                if role is None or location_id not in org.locations:
-                    continue
-                if not cells.get((role_id, location_id), True):
-                    continue
-                for perm in role.permissions:
-                    _grant(grants, children, perm, Reason(role_id, location_id, perm.scope))
+    view = model.keys[key_id]
+    org_id = view.organization_id
+    org = model.organizations.get(org_id)
+    tree = model.trees.get(org_id)
+    if tree is None and org is not None:
+        tree = model.trees[org_id] = g.OrgTree(org.locations)
+    grants = g.compile_grants(model.answers, tree, org, view.state)
     if len(model.grant_cache) >= GRANT_CACHE_LIMIT:
         model.grant_cache.clear()
     model.grant_cache[key_id] = grants
     return grants
-
-
-def _grant(
-    grants: KeyGrants, children: dict[str | None, list[str]], perm: Permission, reason: Reason
-) -> None:
-    if perm.scope == "everywhere":
-        reasons = grants.everywhere.setdefault(perm.permission, [])
-        if reason not in reasons:
-            reasons.append(reason)
-        return
-    if perm.scope == "location_only":
-        targets = [reason.location_id]
-    else:
-        targets = subtree(children, reason.location_id)
-    by_location = grants.at.setdefault(perm.permission, {})
-    for target in targets:
-        reasons = by_location.setdefault(target, [])
-        if reason not in reasons:
-            reasons.append(reason)
-
-
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def key_status(model: ReadModel, key_id: str, now: datetime) -> KeyStatus:
@@ -241,12 +175,6 @@ def key_status(model: ReadModel, key_id: str, now: datetime) -> KeyStatus:
     return "active"
 
 
-class Decision(NamedTuple):
-    allowed: bool
-    reasons: list[Reason]
-    denied_because: DenialReason | None
-
-
 def check(
     model: ReadModel,
     key_id: str,
@@ -255,18 +183,31 @@ def check(
     item_owner_is_key: bool,
     now: datetime,
 ) -> Decision:
-    status = key_status(model, key_id, now)
-    if status != "active":
-        return Decision(False, [], "unknown_key" if status == "unknown" else status)
-    view = model.keys[key_id]
-    if location_id not in model.organizations[view.organization_id].locations:
-        return Decision(False, [], "not_granted")
-    reasons = key_grants(model, key_id).reasons(permission, location_id)
-    if not item_owner_is_key:
-        reasons = [r for r in reasons if r.scope != "own_items"]
-    if not reasons:
-        return Decision(False, [], "not_granted")
-    return Decision(True, reasons, None)
+    """The decision, with its reasons sorted. Decisions are shared: read them, never change them."""
+    grants = model.grant_cache.get(key_id)
+    if grants is None:
+        if key_id not in model.keys:
+            return g.UNKNOWN_KEY
+        grants = key_grants(model, key_id)
+    if grants.deleted:
+        return g.DELETED
+    org = grants.org
+    if org is None or not org.api_module_enabled:
+        return g.MODULE_DISABLED
+    if grants.disabled:
+        return g.DISABLED
+    expires = grants.expires
+    if expires is not None and expires <= (now if now.tzinfo is not None else aware(now)):
+        return g.EXPIRED
+    if location_id not in org.locations:
+        return g.NOT_GRANTED
+    by_location = grants.at.get(permission)
+    answer = by_location.get(location_id) if by_location is not None else None
+    if answer is None:
+        answer = grants.everywhere.get(permission)
+        if answer is None:
+            return g.NOT_GRANTED
+    return answer.own if item_owner_is_key else answer.others
 
 
 def effective_permissions(
@@ -304,3 +245,5 @@ def keys_with_permission(
             if reasons:
                 holders.append((key_id, reasons))
     return holders
+
+
