@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from contracts import events as ev
 from contracts.queries import DenialReason, Reason
-from services.projections.read_model import LocationNode, OrganizationView
+from services.projections.read_model import OrganizationView, RoleDefinition
 
 
 class Decision(NamedTuple):
@@ -59,18 +59,25 @@ def _settle(table: AnswerTable, reasons: list[Reason]) -> Answer:
     return answer_for(table, tuple(sorted(set(reasons))))
 
 
-class OrgTree:
-    """An organization's locations as a tree; each sub-tree worked out once per tree version
-    and shared by every key with a grant there."""
+Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
 
-    __slots__ = ("_below", "_children")
 
-    def __init__(self, locations: dict[str, LocationNode]) -> None:
+class OrgIndex:
+    """An organization's location tree and what each (role, location) cell grants, worked out
+    once per tree and role version and shared by every key holding that cell."""
+
+    __slots__ = ("_below", "_blocks", "_children", "_combined", "_names", "org", "table")
+
+    def __init__(self, org: OrganizationView, table: AnswerTable) -> None:
         children: dict[str | None, list[str]] = {}
-        for location_id, node in locations.items():
+        for location_id, node in org.locations.items():
             children.setdefault(node.parent_id, []).append(location_id)
+        self.org, self.table = org, table
         self._children = children
         self._below: dict[str, tuple[str, ...]] = {}
+        self._blocks: dict[str, dict[str, Block]] = {}  # role -> location -> block
+        self._combined: dict[tuple[int, int], Answer] = {}
+        self._names: dict[str, frozenset[str]] = {}
 
     def below(self, root: str) -> tuple[str, ...]:
         """The root and every location below it (a cycle cannot loop forever)."""
@@ -85,6 +92,74 @@ class OrgTree:
                         stack.append(child)
             found = self._below[root] = tuple(seen)
         return found
+
+    def role_changed(self, role_id: str) -> None:
+        self._blocks.pop(role_id, None)
+        self._names.pop(role_id, None)
+
+    def names(self, role_id: str, role: RoleDefinition) -> frozenset[str]:
+        found = self._names.get(role_id)
+        if found is None:
+            found = self._names[role_id] = frozenset(p.permission for p in role.permissions)
+        return found
+
+    def block(self, role_id: str, location_id: str, role: RoleDefinition) -> Block:
+        by_location = self._blocks.get(role_id)
+        if by_location is None:
+            by_location = self._blocks[role_id] = {}
+        found = by_location.get(location_id)
+        if found is None:
+            found = by_location[location_id] = self._grant_block(role_id, location_id, role)
+        return found
+
+    def _grant_block(self, role_id: str, location_id: str, role: RoleDefinition) -> Block:
+        scoped: dict[str, dict[str, list[Reason]]] = {}
+        everywhere: dict[str, list[Reason]] = {}
+        for perm in role.permissions:
+            scope = perm.scope
+            reason = Reason(role_id, location_id, scope)
+            if scope == "everywhere":
+                everywhere.setdefault(perm.permission, []).append(reason)
+                continue
+            targets = (location_id,) if scope == "location_only" else self.below(location_id)
+            by_location = scoped.setdefault(perm.permission, {})
+            for target in targets:
+                by_location.setdefault(target, []).append(reason)
+        table = self.table
+        return (
+            {
+                p: {t: _settle(table, reasons) for t, reasons in at.items()}
+                for p, at in scoped.items()
+            },
+            {p: _settle(table, reasons) for p, reasons in everywhere.items()},
+        )
+
+    def combine(self, first: Answer, second: Answer) -> Answer:
+        """The answer holding both answers' reasons (answers live as long as the table)."""
+        pair = (id(first), id(second))
+        found = self._combined.get(pair)
+        if found is None:
+            merged = set(first.own.reasons)
+            merged.update(second.own.reasons)
+            found = self._combined[pair] = answer_for(self.table, tuple(sorted(merged)))
+        return found
+
+    def merge(self, maps: list[dict[str, Answer]]) -> dict[str, Answer]:
+        """location -> answer over several blocks; a lone block's map is shared, not copied."""
+        merged = maps[0]
+        if len(maps) == 1:
+            return merged
+        merged = dict(merged)
+        for other in maps[1:]:
+            clash = merged.keys() & other.keys()
+            if clash:
+                before = {t: merged[t] for t in clash}
+                merged.update(other)
+                for t in clash:
+                    merged[t] = self.combine(before[t], other[t])
+            else:
+                merged.update(other)
+        return merged
 
 
 class KeyGrants:
@@ -125,45 +200,63 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def compile_grants(
-    table: AnswerTable, tree: OrgTree | None, org: OrganizationView | None, state: ev.KeyState
-) -> KeyGrants:
-    if org is None or tree is None:
-        return KeyGrants(org, state, {}, {})
-    cells = {(c.role_id, c.location_id): c.applies for c in state.matrix}  # the last cell wins
-    off = {cell for cell, applies in cells.items() if not applies}
+def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
+    if index is None:
+        return KeyGrants(None, state, {}, {})
+    at, everywhere = _collect(index, state, None)
+    return KeyGrants(index.org, state, at, everywhere)
+
+
+def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]) -> None:
+    """Recompile only the named permissions of a key's grants (a role's permissions changed)."""
+    at, everywhere = _collect(index, state, names)
+    for name in names:
+        grants.at.pop(name, None)
+        grants.everywhere.pop(name, None)
+    grants.at.update(at)
+    grants.everywhere.update(everywhere)
+
+
+def _collect(
+    index: OrgIndex, state: ev.KeyState, names: set[str] | None
+) -> tuple[dict[str, dict[str, Answer]], dict[str, Answer]]:
+    """permission -> location -> answer, and permission -> answer for ``everywhere`` grants."""
+    org = index.org
+    off: set[tuple[str, str]] = set()
+    for c in state.matrix:  # the last cell for a (role, location) wins
+        if not c.applies:
+            off.add((c.role_id, c.location_id))
+        elif off:
+            off.discard((c.role_id, c.location_id))
     known = org.locations
     locations = [loc for loc in dict.fromkeys(state.location_ids) if loc in known]
-    scoped: dict[str, dict[str, list[Reason]]] = {}
-    everywhere: dict[str, list[Reason]] = {}
+    scoped: dict[str, list[dict[str, Answer]]] = {}
+    everywhere: dict[str, list[Answer]] = {}
     for role_id in dict.fromkeys(state.role_ids):
         role = org.roles.get(role_id)
-        if role is None:
+        if role is None or (names is not None and names.isdisjoint(index.names(role_id, role))):
             continue
         for location_id in locations:
             if off and (role_id, location_id) in off:
                 continue
-            for perm in role.permissions:
-                scope = perm.scope
-                reason = Reason(role_id, location_id, scope)
-                if scope == "everywhere":
-                    everywhere.setdefault(perm.permission, []).append(reason)
-                    continue
-                targets = (location_id,) if scope == "location_only" else tree.below(location_id)
-                by_location = scoped.setdefault(perm.permission, {})
-                for target in targets:
-                    found = by_location.get(target)
-                    if found is None:
-                        by_location[target] = [reason]
-                    else:
-                        found.append(reason)
-    at: dict[str, dict[str, Answer]] = {}
-    for permission, by_location in scoped.items():
-        extra = everywhere.get(permission)
-        at[permission] = {
-            target: _settle(table, reasons + extra if extra else reasons)
-            for target, reasons in by_location.items()
-        }
-    return KeyGrants(
-        org, state, at, {p: _settle(table, reasons) for p, reasons in everywhere.items()}
-    )
+            at, anywhere = index.block(role_id, location_id, role)
+            for permission, by_location in at.items():
+                if names is None or permission in names:
+                    scoped.setdefault(permission, []).append(by_location)
+            for permission, answer in anywhere.items():
+                if names is None or permission in names:
+                    everywhere.setdefault(permission, []).append(answer)
+    every: dict[str, Answer] = {}
+    for permission, answers in everywhere.items():
+        found = answers[0]
+        for answer in answers[1:]:
+            found = index.combine(found, answer)
+        every[permission] = found
+    at_all: dict[str, dict[str, Answer]] = {}
+    for permission, maps in scoped.items():
+        merged = index.merge(maps)
+        extra = every.get(permission)
+        if extra is not None:
+            merged = {t: index.combine(a, extra) for t, a in merged.items()}
+        at_all[permission] = merged
+    return at_all, every

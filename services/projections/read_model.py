@@ -11,7 +11,7 @@ from contracts import events as ev
 from contracts.common import Permission
 
 if TYPE_CHECKING:
-    from services.projections.grants import AnswerTable, KeyGrants, OrgTree
+    from services.projections.grants import AnswerTable, KeyGrants, OrgIndex
 
 
 class LocationNode(msgspec.Struct):
@@ -54,8 +54,8 @@ class ReadModel:
     keys: dict[str, KeyView] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     org_keys: dict[str, set[str]] = field(default_factory=dict)
-    # derived, never stored: compiled grants per key, location trees per organization, and
+    # derived, never stored: compiled grants per key, an index (tree, grant blocks) per org,
     # the shared answers (one object per distinct set of reasons, whatever key holds it)
     grant_cache: dict[str, KeyGrants] = field(default_factory=dict)
-    trees: dict[str, OrgTree] = field(default_factory=dict)
+    org_indexes: dict[str, OrgIndex] = field(default_factory=dict)
     answers: AnswerTable = field(default_factory=dict)

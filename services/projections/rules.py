@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from contracts import events as ev
+from contracts.common import Permission
 from contracts.queries import KeyStatus, Reason
 from services.projections import grants as g
 from services.projections.grants import Decision, KeyGrants, aware
@@ -75,11 +76,12 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
             org.locations.pop(event.location_id, None)
             _tree_changed(model, org_id)
         case ev.RoleDefined() | ev.RolePermissionsChanged() | ev.RoleRenamed():
+            old = org.roles.get(event.role_id)
             org.roles[event.role_id] = RoleDefinition(event.name, list(event.permissions))
-            _forget_grants(model, org_id, event.role_id)
+            _role_changed(model, org_id, event.role_id, old, event.permissions)
         case ev.RoleRemoved():
-            org.roles.pop(event.role_id, None)
-            _forget_grants(model, org_id, event.role_id)
+            old = org.roles.pop(event.role_id, None)
+            _role_changed(model, org_id, event.role_id, old, [])
     return Touched(org_id, None)
 
 
@@ -91,8 +93,34 @@ def fold(events: Iterable[ev.AnyEvent], model: ReadModel | None = None) -> ReadM
 
 
 def _tree_changed(model: ReadModel, org_id: str) -> None:
-    model.trees.pop(org_id, None)
+    model.org_indexes.pop(org_id, None)
     _forget_grants(model, org_id)
+
+
+def _role_changed(
+    model: ReadModel,
+    org_id: str,
+    role_id: str,
+    old: RoleDefinition | None,
+    permissions: list[Permission],
+) -> None:
+    """Recompile, in the compiled grants of the role's holders, only the permissions whose
+    grants changed: a role held by thousands of keys stays cheap to change."""
+    names = {p.permission for p in set(old.permissions if old else ()) ^ set(permissions)}
+    index = model.org_indexes.get(org_id)
+    if index is None:
+        _forget_grants(model, org_id, role_id)
+        return
+    index.role_changed(role_id)
+    if not names:
+        return
+    cache, keys = model.grant_cache, model.keys
+    for key_id in model.org_keys.get(org_id, ()):
+        grants = cache.get(key_id)
+        if grants is not None:
+            state = keys[key_id].state
+            if role_id in state.role_ids:
+                g.refresh(index, grants, state, names)
 
 
 def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:
@@ -148,10 +176,10 @@ def key_grants(model: ReadModel, key_id: str) -> KeyGrants:
     view = model.keys[key_id]
     org_id = view.organization_id
     org = model.organizations.get(org_id)
-    tree = model.trees.get(org_id)
-    if tree is None and org is not None:
-        tree = model.trees[org_id] = g.OrgTree(org.locations)
-    grants = g.compile_grants(model.answers, tree, org, view.state)
+    index = model.org_indexes.get(org_id)
+    if index is None and org is not None:
+        index = model.org_indexes[org_id] = g.OrgIndex(org, model.answers)
+    grants = g.compile_grants(index, view.state)
     if len(model.grant_cache) >= GRANT_CACHE_LIMIT:
         model.grant_cache.clear()
     model.grant_cache[key_id] = grants
