@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts.commands import AnyCommand, KeyCommand
 from contracts.results import CommandResult, Error
+from services.keys.aggregate_cache import AggregateCache
 from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
 from services.keys.event_store import ApiKeysApplication
 from services.keys.handlers import handle
@@ -34,51 +35,6 @@ log = logging.getLogger(__name__)
 class Entry:
     entry_id: str
     command: AnyCommand
-
-
-class AggregateCache:
-    """Aggregates as of the last saved batch, most recently used last. Aggregates changed by
-    the batch in progress are pinned: they cannot be evicted before the batch is saved."""
-
-    def __init__(self, app: ApiKeysApplication, capacity: int):
-        self.app = app
-        self.capacity = capacity
-        self.items: OrderedDict[UUID, Aggregate] = OrderedDict()
-        self.pinned: dict[UUID, Aggregate] = {}
-
-    def get(self, aggregate_id: UUID) -> Any:
-        found = self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
-        if found is not None:
-            return found
-        try:
-            found = self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        self.items[aggregate_id] = found
-        self._trim()
-        return found
-
-    def cached(self, aggregate_id: UUID) -> Any:
-        return self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
-
-    def pin(self, aggregate: Aggregate) -> None:
-        self.pinned[aggregate.id] = aggregate
-
-    def release(self) -> None:
-        """The batch is saved: pinned aggregates become ordinary, most recently used."""
-        for aggregate_id, aggregate in self.pinned.items():
-            self.items[aggregate_id] = aggregate
-            self.items.move_to_end(aggregate_id)
-        self.pinned.clear()
-        self._trim()
-
-    def _trim(self) -> None:
-        while len(self.items) > self.capacity:
-            self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        self.items.clear()
-        self.pinned.clear()
 
 
 class BatchAborted(Exception):
