@@ -7,6 +7,7 @@ so a restart resumes exactly after the last stored batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -38,26 +39,51 @@ def fold_entries(
     """Fold stream entries into the model; an undecodable entry is logged and passed over.
 
     Every event that changed the model is appended to ``rows`` (the event log) when given.
+    The cycle collector is paused meanwhile: folding allocates many tracked objects and no
+    cycles, and its full collections over a growing model were ~45% of a rebuild's fold.
     """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _fold(model, entries, rows)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _fold(
+    model: rules.ReadModel, entries: Sequence[Entry], rows: list[EventRow] | None
+) -> list[rules.Touched]:
     touched = []
+    apply, decode = rules.apply, event_decoder.decode
     for entry_id, fields in entries:
-        position = entry_id_to_position(entry_id)
-        data = fields.get(_DATA, fields.get(DATA_FIELD))
+        data = fields.get(_DATA)
+        if data is None:
+            data = fields.get(DATA_FIELD)
         try:
             if data is None:
                 raise msgspec.DecodeError(f"no {DATA_FIELD} field")
-            event = event_decoder.decode(data)
+            event = decode(data)
         except (msgspec.DecodeError, TypeError):
             log.error("skipping undecodable event at stream entry %r", entry_id)
         else:
-            change = rules.apply(model, event)
+            change = apply(model, event)
             if change is not None:
                 touched.append(change)
                 if rows is not None:
                     rows.append(event_row(event, data))
         # the cursor follows the stream even past entries that changed nothing
-        model.position = max(model.position, position)
+        position = _entry_position(entry_id)
+        if position > model.position:
+            model.position = position
     return touched
+
+
+def _entry_position(entry_id: bytes | str) -> int:
+    if isinstance(entry_id, bytes):
+        return int(entry_id.partition(b"-")[0])
+    return entry_id_to_position(entry_id)
 
 
 def stream_entries(reply: Any) -> list[Entry]:

@@ -24,18 +24,20 @@ EVENT_LOG_DDL = (
 
 def moment_text(moment: datetime) -> str:
     """UTC with a fixed width, so text order is time order in both databases."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.year < 1000:  # strftime's own year format, as these rows always had
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # the same text as strftime, at a sixth of its cost (a rebuild formats every event's)
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def event_row(event: ev.AnyEvent, data: bytes | str) -> EventRow:
-    text = data.decode() if isinstance(data, bytes) else data
-    key_id = event.key_id if isinstance(event, ev.KeyEvent) else None
     return (
         event.position,
         event.organization_id,
-        key_id,
+        event.key_id if isinstance(event, ev.KeyEvent) else None,
         type(event).__name__,
         moment_text(event.occurred_at),
-        text,
+        data.decode() if isinstance(data, bytes) else data,
     )

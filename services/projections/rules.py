@@ -143,17 +143,19 @@ def _put_key(model: ReadModel, key_id: str, view: KeyView) -> None:
     secrets, state = model.secrets, view.state
     current, previous = state.secret_sha256, state.previous_secret_sha256 or None
     old = model.keys.get(key_id)
-    if old is not None:
-        for sha in (old.state.secret_sha256, old.state.previous_secret_sha256):
+    model.keys[key_id] = view
+    if old is None:
+        model.org_keys.setdefault(view.organization_id, set()).add(key_id)
+    else:
+        old_state = old.state
+        for sha in (old_state.secret_sha256, old_state.previous_secret_sha256):
             if sha and sha != current and sha != previous:
                 ref = secrets.get(sha)
                 if ref is not None and ref.key_id == key_id:
                     del secrets[sha]
         if old.organization_id != view.organization_id:
             model.org_keys.get(old.organization_id, set()).discard(key_id)
-    if old is None or old.organization_id != view.organization_id:
-        model.org_keys.setdefault(view.organization_id, set()).add(key_id)
-    model.keys[key_id] = view
+            model.org_keys.setdefault(view.organization_id, set()).add(key_id)
     _point(secrets, current, key_id, "current")
     if previous is not None:
         _point(secrets, previous, key_id, "previous")

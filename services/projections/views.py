@@ -62,9 +62,25 @@ def batch_for(
 
 
 def full_batch(model: rules.ReadModel, events: Iterable[EventRow] = ()) -> Batch:
-    touched = [rules.Touched(org_id, None) for org_id in model.organizations]
-    touched += [rules.Touched(view.organization_id, k) for k, view in model.keys.items()]
-    return batch_for(model, touched, events)
+    """Every row of the model (a rebuild), in the order ``batch_for`` gives them."""
+    batch = Batch(model.position, events=list(events))
+    encode = _encoder.encode
+    for org_id in sorted(model.organizations):
+        batch.organizations.append((org_id, encode(model.organizations[org_id]).decode()))
+    keys, secrets = batch.keys, batch.secrets
+    for key_id in sorted(model.keys):
+        view = model.keys[key_id]
+        state = view.state
+        keys.append((key_id, view.organization_id, encode(state).decode()))
+        rows: list[tuple[str, str, str, str | None]] = [
+            (state.secret_sha256, key_id, "current", None)
+        ]
+        if state.previous_secret_sha256:
+            until = state.previous_secret_valid_until
+            rows.append((state.previous_secret_sha256, key_id, "previous",
+                         until.isoformat() if until else None))
+        secrets.append((key_id, rows))
+    return batch
 
 
 class ViewStore(Protocol):
@@ -157,7 +173,7 @@ class SqlViewStore:
             cur.execute(
                 self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
             )
-            self._write_rows(cur, batch)
+            self._write_rows(cur, batch, replacing=True)
 
     def query(self, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement (``{p}`` is the table prefix, ``?`` a parameter)."""
@@ -170,7 +186,7 @@ class SqlViewStore:
             finally:
                 cur.close()
 
-    def _write_rows(self, cur: Any, batch: Batch) -> None:
+    def _write_rows(self, cur: Any, batch: Batch, replacing: bool = False) -> None:
         if batch.events:
             cur.executemany(
                 self._sql(
@@ -199,10 +215,11 @@ class SqlViewStore:
         if batch.secrets:
             # Each touched key's secret rows are replaced whole: one statement per kind of
             # change for the whole batch, so PostgreSQL gets them pipelined.
-            cur.executemany(
-                self._sql("DELETE FROM {p}secrets WHERE key_id = ?"),
-                [(key_id,) for key_id, _ in batch.secrets],
-            )
+            if not replacing:  # a replacement starts from empty tables
+                cur.executemany(
+                    self._sql("DELETE FROM {p}secrets WHERE key_id = ?"),
+                    [(key_id,) for key_id, _ in batch.secrets],
+                )
             fresh = [row for _, rows in batch.secrets for row in rows]
             if fresh:
                 cur.executemany(
@@ -261,7 +278,7 @@ class PostgresViewStore(SqlViewStore):
 
         super().__init__(prefix)
         conninfo, schema = split_schema(url)
-        options = {"options": f"-c search_path={schema}"} if schema else {}
+        options: dict[str, Any] = {"options": f"-c search_path={schema}"} if schema else {}
         self.connection = psycopg.connect(conninfo, autocommit=True, **options)
         self.create_tables()
 
