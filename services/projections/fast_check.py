@@ -75,7 +75,11 @@ class FastCheck:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "GET":
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/v1/check"
+            and scope.get("method") == "GET"
+        ):
             body = self.answer(scope["query_string"])
             if body is not None:
                 length = len(body)
