@@ -165,7 +165,7 @@ class OrgIndex:
 class KeyGrants:
     """One key's compiled grants and the status fields its checks need."""
 
-    __slots__ = ("at", "deleted", "disabled", "everywhere", "expires", "org")
+    __slots__ = ("at", "deleted", "disabled", "everywhere", "expires", "org", "plain")
 
     def __init__(
         self,
@@ -179,6 +179,8 @@ class KeyGrants:
         self.disabled = not state.enabled
         expires = state.expires_at
         self.expires = None if expires is None else aware(expires).astimezone(UTC)
+        # nothing but the organization's API module can deny: the one test on a check's path
+        self.plain = org is not None and not self.deleted and not self.disabled and expires is None
         self.at = at
         self.everywhere = everywhere
 
@@ -194,6 +196,19 @@ class KeyGrants:
         """Every reason, own items included, sorted (an existing location is assumed)."""
         found = self.answer(permission, location_id)
         return list(found.own.reasons) if found is not None else []
+
+
+def status_denial(grants: KeyGrants, now: datetime) -> Decision | None:
+    """The denial for a key that is not active (in the order statuses are judged), else None."""
+    if grants.deleted:
+        return DELETED
+    if grants.org is None or not grants.org.api_module_enabled:
+        return MODULE_DISABLED
+    if grants.disabled:
+        return DISABLED
+    if grants.expires is not None and grants.expires <= aware(now):
+        return EXPIRED
+    return None
 
 
 def aware(moment: datetime) -> datetime:

@@ -219,24 +219,19 @@ def check(
         if key_id not in model.keys:
             return g.UNKNOWN_KEY
         grants = key_grants(model, key_id)
-    if grants.deleted:
-        return g.DELETED
     org = grants.org
-    if org is None or not org.api_module_enabled:
-        return g.MODULE_DISABLED
-    if grants.disabled:
-        return g.DISABLED
-    expires = grants.expires
-    if expires is not None and expires <= (now if now.tzinfo is not None else aware(now)):
-        return g.EXPIRED
-    if location_id not in org.locations:
-        return g.NOT_GRANTED
+    if not grants.plain or not org.api_module_enabled:  # type: ignore[union-attr]
+        denied = g.status_denial(grants, now)
+        if denied is not None:
+            return denied
     by_location = grants.at.get(permission)
-    answer = by_location.get(location_id) if by_location is not None else None
-    if answer is None:
-        answer = grants.everywhere.get(permission)
-        if answer is None:
-            return g.NOT_GRANTED
+    if by_location is not None:
+        answer = by_location.get(location_id)  # only existing locations are compiled in
+        if answer is not None:
+            return answer.own if item_owner_is_key else answer.others
+    answer = grants.everywhere.get(permission)
+    if answer is None or location_id not in org.locations:  # type: ignore[union-attr]
+        return g.NOT_GRANTED
     return answer.own if item_owner_is_key else answer.others
 
 
