@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 from typing import Any
 
 import uvicorn
@@ -65,7 +66,7 @@ async def run_keys_service(settings: KeysSettings) -> None:
         relay_process = multiprocessing.get_context("spawn").Process(
             target=run_relay_process,
             args=(settings.event_store, settings.redis_url, settings.events_stream,
-                  settings.relay_poll_seconds),
+                  settings.relay_poll_seconds, os.getpid()),
             name="apikeys-relay",
         )
         relay_process.start()

@@ -137,10 +137,11 @@ class EventRelay:
                 await asyncio.wait_for(self.wake.wait(), poll_seconds)
 
 
-async def relay_forever(event_store: str, redis_url: str, stream: str, poll_seconds: float) -> None:
+async def relay_forever(
+    event_store: str, redis_url: str, stream: str, poll_seconds: float, parent: int
+) -> None:
     """The relay as a process of its own: it polls the store, so it needs no signal from the
-    command consumer, and it stops when the process that started it is gone."""
-    parent = os.getppid()
+    command consumer, and it stops when the process that started it (`parent`) is gone."""
     app = ApiKeysApplication(event_store)
     redis = Redis.from_url(redis_url)
     relay = EventRelay(app, redis, stream)
@@ -160,8 +161,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def run_relay_process(event_store: str, redis_url: str, stream: str, poll_seconds: float) -> None:
+def run_relay_process(
+    event_store: str, redis_url: str, stream: str, poll_seconds: float, parent: int
+) -> None:
     _die_with_parent()
+    if os.getppid() != parent:
+        return  # the parent ended before the kernel was asked to tell us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the relay stops
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(relay_forever(event_store, redis_url, stream, poll_seconds))
+        asyncio.run(relay_forever(event_store, redis_url, stream, poll_seconds, parent))

@@ -141,3 +141,25 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(keys: KeysPr
             finals[body["key_id"]] = body["key"]["matrix"]
     off = [c for c in finals["k7"] if not c["applies"]]
     assert off == [{"role_id": "R1", "location_id": f"L{i}", "applies": False} for i in range(3)]
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_the_relay_process_ends_with_the_keys_service(keys: KeysProcess, stop: str) -> None:
+    assert keys.process is not None
+    children = wait_until(lambda: _children(keys.process.pid))  # type: ignore[union-attr]
+    assert any(_alive(child) for child in children)
+    if stop == "SIGKILL":
+        keys.kill()
+    else:
+        keys.stop()
+    wait_until(lambda: not any(_alive(child) for child in children), timeout=10)
