@@ -67,6 +67,7 @@ def run(_: argparse.Namespace) -> int:
         print("stopping", flush=True)
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
