@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from contracts.events import KeyState
-from services.projections import rules
+from services.projections import collector, rules
 from services.projections.event_rows import EVENT_LOG_DDL, EventRow
 
 DEFAULT_PREFIX = "apikeys_view_"
@@ -63,6 +63,11 @@ def batch_for(
 
 def full_batch(model: rules.ReadModel, events: Iterable[EventRow] = ()) -> Batch:
     """Every row of the model (a rebuild), in the order ``batch_for`` gives them."""
+    with collector.paused():
+        return _full_batch(model, events)
+
+
+def _full_batch(model: rules.ReadModel, events: Iterable[EventRow]) -> Batch:
     batch = Batch(model.position, events=list(events))
     encode = _encoder.encode
     for org_id in sorted(model.organizations):
@@ -167,7 +172,7 @@ class SqlViewStore:
 
     def replace(self, batch: Batch) -> None:
         """Replace everything by the batch (a rebuild), in one transaction."""
-        with self._transaction() as cur:
+        with collector.paused(), self._transaction() as cur:
             for table in ("keys", "organizations", "secrets", "event_log"):
                 cur.execute(self._sql(f"DELETE FROM {{p}}{table}"))
             cur.execute(
