@@ -28,8 +28,14 @@ def moment_text(moment: datetime) -> str:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if moment.year < 1000:  # strftime's own year format, as these rows always had
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # the same text as strftime, at a sixth of its cost (a rebuild formats every event's)
-    return moment.isoformat(timespec="microseconds")[:26] + "Z"
+    # the same text as strftime at a third of its cost (a rebuild formats every event's)
+    return _MOMENT % (
+        moment.year, moment.month, moment.day,
+        moment.hour, moment.minute, moment.second, moment.microsecond,
+    )
+
+
+_MOMENT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def event_row(event: ev.AnyEvent, data: bytes | str) -> EventRow:

@@ -225,11 +225,9 @@ def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
 def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]) -> None:
     """Recompile only the named permissions of a key's grants (a role's permissions changed)."""
     at, everywhere = _collect(index, state, names)
-    for name in names:
-        grants.at.pop(name, None)
-        grants.everywhere.pop(name, None)
-    grants.at.update(at)
-    grants.everywhere.update(everywhere)
+    # new dicts swapped in whole: a check in another thread sees the old grants or the new
+    grants.at = {p: m for p, m in grants.at.items() if p not in names} | at
+    grants.everywhere = {p: a for p, a in grants.everywhere.items() if p not in names} | everywhere
 
 
 def _collect(
