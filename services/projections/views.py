@@ -47,44 +47,32 @@ def batch_for(
 ) -> Batch:
     key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
     org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
-    batch = Batch(model.position, events=list(events))
-    for org_id in org_ids:
-        batch.organizations.append((org_id, _encoder.encode(model.organizations[org_id]).decode()))
-    for key_id in key_ids:
-        view = model.keys[key_id]
-        batch.keys.append((key_id, view.organization_id, _encoder.encode(view.state).decode()))
-        rows: list[tuple[str, str, str, str | None]] = [
-            (sha, key_id, str(ref.kind), until.isoformat() if until else None)
-            for sha, ref, until in rules.secret_refs(view.state)
-        ]
-        batch.secrets.append((key_id, rows))
-    return batch
+    return _rows(Batch(model.position, events=list(events)), model, org_ids, key_ids)
 
 
 def full_batch(model: rules.ReadModel, events: Iterable[EventRow] = ()) -> Batch:
-    """Every row of the model (a rebuild), in the order ``batch_for`` gives them."""
+    """Every row of the model (a rebuild)."""
     with collector.paused():
-        return _full_batch(model, events)
+        batch = Batch(model.position, events=list(events))
+        return _rows(batch, model, sorted(model.organizations), sorted(model.keys))
 
 
-def _full_batch(model: rules.ReadModel, events: Iterable[EventRow]) -> Batch:
-    batch = Batch(model.position, events=list(events))
+def _rows(batch: Batch, model: rules.ReadModel, org_ids: list[str], key_ids: list[str]) -> Batch:
     encode = _encoder.encode
-    for org_id in sorted(model.organizations):
+    for org_id in org_ids:
         batch.organizations.append((org_id, encode(model.organizations[org_id]).decode()))
-    keys, secrets = batch.keys, batch.secrets
-    for key_id in sorted(model.keys):
+    for key_id in key_ids:
         view = model.keys[key_id]
         state = view.state
-        keys.append((key_id, view.organization_id, encode(state).decode()))
+        batch.keys.append((key_id, view.organization_id, encode(state).decode()))
         rows: list[tuple[str, str, str, str | None]] = [
             (state.secret_sha256, key_id, "current", None)
         ]
-        if state.previous_secret_sha256:
+        if state.previous_secret_sha256:  # the rows rules.secret_refs names, built directly
             until = state.previous_secret_valid_until
-            rows.append((state.previous_secret_sha256, key_id, "previous",
-                         until.isoformat() if until else None))
-        secrets.append((key_id, rows))
+            until_text = until.isoformat() if until else None
+            rows.append((state.previous_secret_sha256, key_id, "previous", until_text))
+        batch.secrets.append((key_id, rows))
     return batch
 
 
