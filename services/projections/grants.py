@@ -162,10 +162,16 @@ class OrgIndex:
         return merged
 
 
-class KeyGrants:
-    """One key's compiled grants and the status fields its checks need."""
+class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
+    """One key's compiled grants and the status fields its checks need.
 
-    __slots__ = ("at", "deleted", "disabled", "everywhere", "expires", "org", "plain")
+    A dict itself, permission -> location -> answer, or permission -> answer when the key holds
+    the permission only ``everywhere``: a check over many keys waits mostly on memory, so it
+    finds the key's grants in one object and a permission the key lacks in one lookup.
+    ``everywhere`` keeps every ``everywhere`` answer, for locations the scoped map lacks.
+    """
+
+    __slots__ = ("deleted", "disabled", "everywhere", "expires", "org", "plain")
 
     def __init__(
         self,
@@ -174,6 +180,8 @@ class KeyGrants:
         at: dict[str, dict[str, Answer]],
         everywhere: dict[str, Answer],
     ) -> None:
+        super().__init__(everywhere)
+        self.update(at)
         self.org = org
         self.deleted = state.deleted
         self.disabled = not state.enabled
@@ -181,12 +189,16 @@ class KeyGrants:
         self.expires = None if expires is None else aware(expires).astimezone(UTC)
         # nothing but the organization's API module can deny: the one test on a check's path
         self.plain = org is not None and not self.deleted and not self.disabled and expires is None
-        self.at = at
         self.everywhere = everywhere
 
+    @property
+    def at(self) -> dict[str, dict[str, Answer]]:
+        """permission -> location -> answer, for the permissions granted at locations."""
+        return {p: m for p, m in self.items() if type(m) is dict}
+
     def answer(self, permission: str, location_id: str) -> Answer | None:
-        by_location = self.at.get(permission)
-        if by_location is not None:
+        by_location = self.get(permission)
+        if type(by_location) is dict:
             found = by_location.get(location_id)
             if found is not None:
                 return found
@@ -222,12 +234,18 @@ def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
     return KeyGrants(index.org, state, at, everywhere)
 
 
-def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]) -> None:
-    """Recompile only the named permissions of a key's grants (a role's permissions changed)."""
+def refresh(
+    index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]
+) -> KeyGrants:
+    """The key's grants with only the named permissions compiled again (a role's permissions
+    changed); new grants, so a check in another thread sees the old ones or the new."""
     at, everywhere = _collect(index, state, names)
-    # new dicts swapped in whole: a check in another thread sees the old grants or the new
-    grants.at = {p: m for p, m in grants.at.items() if p not in names} | at
-    grants.everywhere = {p: a for p, a in grants.everywhere.items() if p not in names} | everywhere
+    return KeyGrants(
+        grants.org,
+        state,
+        {p: m for p, m in grants.at.items() if p not in names} | at,
+        {p: a for p, a in grants.everywhere.items() if p not in names} | everywhere,
+    )
 
 
 def _collect(

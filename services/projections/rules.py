@@ -120,7 +120,7 @@ def _role_changed(
         if grants is not None:
             state = keys[key_id].state
             if role_id in state.role_ids:
-                g.refresh(index, grants, state, names)
+                cache[key_id] = g.refresh(index, grants, state, names)
 
 
 def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:
@@ -224,13 +224,20 @@ def check(
         denied = g.status_denial(grants, now)
         if denied is not None:
             return denied
-    by_location = grants.at.get(permission)
-    if by_location is not None:
-        answer = by_location.get(location_id)  # only existing locations are compiled in
-        if answer is not None:
-            return answer.own if item_owner_is_key else answer.others
-    answer = grants.everywhere.get(permission)
-    if answer is None or location_id not in org.locations:  # type: ignore[union-attr]
+    entry = grants.get(permission)
+    if entry is None:
+        return g.NOT_GRANTED
+    if type(entry) is dict:
+        found = entry.get(location_id)  # only existing locations are compiled in
+        if found is not None:
+            return found.own if item_owner_is_key else found.others
+        anywhere = grants.everywhere.get(permission)
+        if anywhere is None:
+            return g.NOT_GRANTED
+        answer = anywhere
+    else:
+        answer = entry  # type: ignore[assignment]  # not a dict: an Answer
+    if location_id not in org.locations:  # type: ignore[union-attr]
         return g.NOT_GRANTED
     return answer.own if item_owner_is_key else answer.others
 
@@ -245,9 +252,10 @@ def effective_permissions(
     view = model.keys[key_id]
     grants = key_grants(model, key_id)
     listing: dict[str, dict[str, list[Reason]]] = {}
+    scoped = grants.at
     for location_id in sorted(model.organizations[view.organization_id].locations):
         permissions = set(grants.everywhere) | {
-            p for p, at in grants.at.items() if location_id in at
+            p for p, at in scoped.items() if location_id in at
         }
         for permission in sorted(permissions):
             reasons = grants.reasons(permission, location_id)
