@@ -15,7 +15,7 @@ import uvloop
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from services.projections import rules
+from services.projections import collector, rules
 from services.projections.api import create_app, served
 from services.projections.consumer import fold_entries, follow
 from services.projections.event_rows import EventRow
@@ -24,7 +24,7 @@ from services.projections.settings import Settings
 from services.projections.views import SqlViewStore, full_batch, open_store
 
 log = logging.getLogger(__name__)
-REBUILD_CHUNK = 1000
+REBUILD_CHUNK = 5000
 
 
 def build_app(live: LiveReadModel, settings: Settings) -> Any:
@@ -129,7 +129,8 @@ def rebuild_into(store: SqlViewStore, settings: Settings) -> int:
     model = rules.ReadModel()
     rows: list[EventRow] = []
     start = "-"
-    with SyncRedis.from_url(settings.redis_url) as redis:
+    # the whole rebuild allocates without reference cycles: no collector passes over the model
+    with collector.paused(), SyncRedis.from_url(settings.redis_url) as redis:
         while True:
             entries = redis.xrange(settings.events_stream, min=start, count=REBUILD_CHUNK)
             fold_entries(model, entries, rows)
