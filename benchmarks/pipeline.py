@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.harness import Stack, encode, fresh_postgres_schema, mixed_workload, xadd_all
+from benchmarks.harness import (
+    Stack,
+    encode,
+    fresh_postgres_schema,
+    mixed_workload,
+    wait_len,
+    xadd_all,
+)
 
 
 def _last_result_position(client: redis.Redis, stream: str) -> int:
@@ -35,11 +42,7 @@ def end_to_end(count: int, postgres: str | None = None) -> dict[str, float]:
         stack.start_projections()
         started = time.perf_counter()
         xadd_all(stack.redis, "apikeys.commands", payloads)
-        deadline = time.monotonic() + 900
-        while stack.redis.xlen("apikeys.results") < len(payloads):
-            if time.monotonic() > deadline:
-                raise RuntimeError("results did not arrive")
-            time.sleep(0.002)
+        wait_len(stack.redis, "apikeys.results", len(payloads), timeout=900)
         target = _last_result_position(stack.redis, "apikeys.results")
         while stack.projection_position() < target:
             time.sleep(0.002)
@@ -66,11 +69,7 @@ def straightforward(count: int, postgres: str | None = None) -> dict[str, float]
         time.sleep(1.0)  # the subscriber connects; it reads the backlog from the group anyway
         started = time.perf_counter()
         xadd_all(stack.redis, "straightforward.commands", payloads)
-        deadline = time.monotonic() + 900
-        while stack.redis.xlen("straightforward.results") < len(payloads):
-            if time.monotonic() > deadline:
-                raise RuntimeError("baseline results did not arrive")
-            time.sleep(0.005)
+        wait_len(stack.redis, "straightforward.results", len(payloads), timeout=900)
         elapsed = time.perf_counter() - started
     finally:
         stack.stop()
