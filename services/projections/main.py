@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from services.projections import collector, rules
 from services.projections.api import create_app, served
-from services.projections.consumer import fold_entries, follow
+from services.projections.consumer import HistoryFold, follow
 from services.projections.event_rows import EventRow
 from services.projections.live import LiveReadModel
 from services.projections.settings import Settings
@@ -126,20 +126,27 @@ def rebuild(settings: Settings) -> int:
 
 def rebuild_into(store: SqlViewStore, settings: Settings) -> int:
     """Fold the whole events stream and replace the store's rows and event log with the result."""
-    model = rules.ReadModel()
     rows: list[EventRow] = []
+    fold = HistoryFold(rules.ReadModel(), rows)
     start = "-"
     # the whole rebuild allocates without reference cycles: no collector passes over the model
     with collector.paused(), SyncRedis.from_url(settings.redis_url) as redis:
+        # XRANGE's reply as it comes (entry id, flat field list): no dict per entry
+        redis.set_response_callback("XRANGE", _raw_reply)
         while True:
             entries = redis.xrange(settings.events_stream, min=start, count=REBUILD_CHUNK)
-            fold_entries(model, entries, rows)
+            fold.feed(entries)
             if len(entries) < REBUILD_CHUNK:
                 break
             last_id = entries[-1][0]
             start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
+        model = fold.finish()
     store.replace(full_batch(model, rows))
     return len(rows)
+
+
+def _raw_reply(response: Any, **options: Any) -> Any:
+    return response
 
 
 def main() -> None:
