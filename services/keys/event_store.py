@@ -15,6 +15,7 @@ from psycopg.sql import SQL, Identifier
 
 # Same tables and bytes as the library's own classes, fewer steps per batch (see the modules).
 SQLITE_RECORDER_TOPIC = "services.keys.recorders:BatchSQLiteApplicationRecorder"
+POSTGRES_RECORDER_TOPIC = "services.keys.recorders:ArraysPostgresApplicationRecorder"
 TRANSCODER_TOPIC = "services.keys.transcoder:FastJSONTranscoder"
 
 
@@ -44,6 +45,7 @@ def persistence_env(url: str) -> dict[str, str]:
             "POSTGRES_USER": unquote(parsed.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
             "POSTGRES_POOL_SIZE": "4",
+            "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
         if "schema" in query:

@@ -11,7 +11,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
 
 class BatchSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -57,3 +61,38 @@ class BatchSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             c.execute(select, (originator_id, version))
             ids.append(int(c.fetchone()[0]))
         return ids
+
+
+class ArraysPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """The batch as four arrays (uuid[], bigint[], text[], bytea[]) in binary format, instead
+    of one array of a composite type, which psycopg writes as text with per-byte escaping of
+    every event's state. The table lock, the NOTIFY and `RETURNING notification_id` in
+    insertion order are the library's."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        self.insert_arrays_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=Identifier(datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_arrays_statement,
+            (
+                [s.originator_id for s in stored_events],
+                [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events],
+                [s.state for s in stored_events],
+            ),
+            prepare=True,
+        )

@@ -213,3 +213,19 @@ class TestNotificationIds:
             e.originator_id for e in later
         ]
         app.close()
+
+
+def test_the_store_uses_the_batch_recorder_and_fast_transcoder(store_url: str) -> None:
+    from services.keys.recorders import (
+        ArraysPostgresApplicationRecorder,
+        BatchSQLiteApplicationRecorder,
+    )
+
+    app = ApiKeysApplication(store_url)
+    expected = (
+        BatchSQLiteApplicationRecorder if store_url.startswith("sqlite")
+        else ArraysPostgresApplicationRecorder
+    )
+    assert type(app.recorder) is expected
+    assert type(app.mapper.transcoder) is FastJSONTranscoder
+    app.close()
