@@ -28,6 +28,10 @@ def read_entry(
     if raw is None:
         return _refuse(entry_id, stream, f"no {DATA_FIELD} field", repr(fields)[:4096])
     try:
+        return command_decoder.decode(raw)  # the common case: one typed decode
+    except msgspec.DecodeError:
+        pass  # ValidationError is a DecodeError too: work out below what is wrong
+    try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         return _refuse(entry_id, stream, "not a JSON object", _text(raw))
