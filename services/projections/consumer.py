@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis import exceptions as redis_errors
@@ -90,7 +90,7 @@ class HistoryFold:
         self.model = model
         self.rows = rows
         self.position = model.position
-        self._pending: dict[str, ev.KeyEvent] = {}  # key id -> its last event not yet put
+        self._pending: dict[str, ev.AnyEvent] = {}  # key id -> its last event not yet put
         self._owners: dict[str, str] = {}  # secret hash -> key id, over the pending events
 
     def feed(self, entries: Sequence[RawEntry]) -> None:
@@ -114,6 +114,7 @@ class HistoryFold:
                 if event.position > position:
                     append(row(event, data))
                     if isinstance(event, key_event):
+                        whole = cast(ev.AnyEvent, event)  # a KeyEvent is one of AnyEvent's kinds
                         key_id, state = event.key_id, event.key
                         shared = False
                         # the hashes ``rules.apply`` points at this key: the current one always
@@ -133,9 +134,9 @@ class HistoryFold:
                         if shared:  # put the pending keys, then this event, in stream order
                             self._put_pending(position)
                             model.position = position
-                            apply(model, event)
+                            apply(model, whole)
                         else:
-                            pending[key_id] = event
+                            pending[key_id] = whole
                         position = event.position
                     else:
                         model.position = position
