@@ -169,7 +169,7 @@ class HistoryFold:
 RawEntry = Sequence[Any]
 
 
-def _event_position(event: ev.KeyEvent) -> int:
+def _event_position(event: ev.AnyEvent) -> int:
     return event.position
 
 
