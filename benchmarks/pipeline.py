@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +33,24 @@ def _last_result_position(client: redis.Redis, stream: str) -> int:
     return best
 
 
-def end_to_end(count: int, postgres: str | None = None) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes(stack: Stack) -> dict[str, int]:
+    """The product's processes by role: keys, its relay child, projections, Redis."""
+    keys, projections = stack.processes[0].pid, stack.processes[1].pid
+    roles = {"keys": keys, "projections": projections}
+    for child in Path(f"/proc/{keys}/task/{keys}/children").read_text().split():
+        if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+            roles["relay"] = int(child)
+    if stack.redis_server.process is not None:
+        roles["redis"] = stack.redis_server.process.pid
+    return roles
+
+
+def end_to_end(count: int, postgres: str | None = None) -> dict[str, Any]:
     """Commands/s of the product: keys service + relay + projection service, all processes."""
     payloads = encode(mixed_workload(count))
     store, drop = fresh_postgres_schema(postgres) if postgres else (None, None)
@@ -40,6 +59,8 @@ def end_to_end(count: int, postgres: str | None = None) -> dict[str, float]:
     try:
         stack.start_keys()
         stack.start_projections()
+        roles = _processes(stack)
+        cpu_before = {role: _cpu_seconds(pid) for role, pid in roles.items()}
         started = time.perf_counter()
         xadd_all(stack.redis, "apikeys.commands", payloads)
         wait_len(stack.redis, "apikeys.results", len(payloads), timeout=900)
@@ -47,12 +68,15 @@ def end_to_end(count: int, postgres: str | None = None) -> dict[str, float]:
         while stack.projection_position() < target:
             time.sleep(0.002)
         elapsed = time.perf_counter() - started
+        cpu_share = {role: round((_cpu_seconds(pid) - cpu_before[role]) / elapsed, 2)
+                     for role, pid in roles.items()}
     finally:
         stack.stop()
         for dropper in (drop, drop_views):
             if dropper:
                 dropper()
-    return {"commands_per_second": len(payloads) / elapsed, "commands": len(payloads)}
+    return {"commands_per_second": len(payloads) / elapsed, "commands": len(payloads),
+            "cpu_share": cpu_share}
 
 
 def straightforward(count: int, postgres: str | None = None) -> dict[str, float]:
@@ -175,6 +199,7 @@ def figures(quick: bool, postgres: str | None) -> list[dict[str, Any]]:
     rows.append(_row("end-to-end commands, SQLite", e2e["commands_per_second"],
                      ">= 10,000 and >= 10x baseline", plain["commands_per_second"],
                      "straightforward pipeline, SQLite"))
+    rows[-1]["cpu_share"] = e2e["cpu_share"]  # cores used by each process during the run
     if postgres and not quick:
         e2e_pg = end_to_end(count, postgres)
         plain_pg = straightforward(baseline_count // 2, postgres)

@@ -80,6 +80,10 @@ def main() -> None:
     rows = pipeline.figures(args.quick, postgres)
     rows += check_rows(args.quick)
     print_table(rows)
+    for row in rows:
+        if "cpu_share" in row:
+            shares = ", ".join(f"{role} {share:.2f}" for role, share in row["cpu_share"].items())
+            print(f"cores used during '{row['figure']}': {shares} (2 on this machine)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "latest-quick.json" if args.quick else "latest.json"
     (RESULTS / name).write_text(json.dumps({
