@@ -50,16 +50,9 @@ def _fold(
     touched = []
     apply, decode = rules.apply, event_decoder.decode
     for entry_id, fields in entries:
-        data = fields.get(_DATA)
-        if data is None:
-            data = fields.get(DATA_FIELD)
-        try:
-            if data is None:
-                raise msgspec.DecodeError(f"no {DATA_FIELD} field")
-            event = decode(data)
-        except (msgspec.DecodeError, TypeError):
-            log.error("skipping undecodable event at stream entry %r", entry_id)
-        else:
+        data = _data_field(fields)
+        event = _decoded(entry_id, data, decode)
+        if event is not None:
             change = apply(model, event)
             if change is not None:
                 touched.append(change)
@@ -98,54 +91,50 @@ class HistoryFold:
             self._feed(entries)
 
     def _feed(self, entries: Sequence[RawEntry]) -> None:
-        model, pending, owners, known = self.model, self._pending, self._owners, self.model.secrets
+        model, pending = self.model, self._pending
         apply, decode, key_event = rules.apply, event_decoder.decode, ev.KeyEvent
         row, append = event_row, self.rows.append
         position = self.position
         for entry_id, fields in entries:
             data = _data_field(fields)
-            try:
-                if data is None:
-                    raise msgspec.DecodeError(f"no {DATA_FIELD} field")
-                event = decode(data)
-            except (msgspec.DecodeError, TypeError):
-                log.error("skipping undecodable event at stream entry %r", entry_id)
-            else:
-                if event.position > position:
-                    append(row(event, data))
-                    if isinstance(event, key_event):
-                        whole = cast(ev.AnyEvent, event)  # a KeyEvent is one of AnyEvent's kinds
-                        key_id, state = event.key_id, event.key
-                        shared = False
-                        # the hashes ``rules.apply`` points at this key: the current one always
-                        previous = state.previous_secret_sha256
-                        shas = (state.secret_sha256, previous) if previous else (
-                            state.secret_sha256,
-                        )
-                        for sha in shas:
-                            owner = owners.get(sha)
-                            if owner is None:
-                                ref = known.get(sha)
-                                if ref is not None and ref.key_id != key_id:
-                                    shared = True
-                                owners[sha] = key_id
-                            elif owner != key_id:
-                                shared = True
-                        if shared:  # put the pending keys, then this event, in stream order
-                            self._put_pending(position)
-                            model.position = position
-                            apply(model, whole)
-                        else:
-                            pending[key_id] = whole
-                        position = event.position
-                    else:
+            event = _decoded(entry_id, data, decode)
+            if event is not None and event.position > position:
+                append(row(event, data))
+                if isinstance(event, key_event):
+                    whole = cast(ev.AnyEvent, event)  # a KeyEvent is one of AnyEvent's kinds
+                    if self._shares_a_secret(event.key_id, event.key):
+                        # put the pending keys, then this event, in stream order
+                        self._put_pending(position)
                         model.position = position
-                        apply(model, event)
+                        apply(model, whole)
+                    else:
+                        pending[event.key_id] = whole
+                    position = event.position
+                else:
+                    model.position = position
+                    apply(model, event)
             # the cursor follows the stream even past entries that changed nothing
             entry_position = _entry_position(entry_id)
             if entry_position > position:
                 position = entry_position
         self.position = model.position = position
+
+    def _shares_a_secret(self, key_id: str, state: ev.KeyState) -> bool:
+        """Whether a hash this key points at (the current one, and the previous one while it
+        has one) is or was another key's: then keys must be put in stream order."""
+        previous = state.previous_secret_sha256
+        shas = (state.secret_sha256, previous) if previous else (state.secret_sha256,)
+        shared = False
+        for sha in shas:
+            owner = self._owners.get(sha)
+            if owner is None:
+                ref = self.model.secrets.get(sha)
+                if ref is not None and ref.key_id != key_id:
+                    shared = True
+                self._owners[sha] = key_id
+            elif owner != key_id:
+                shared = True
+        return shared
 
     def finish(self) -> rules.ReadModel:
         """Put the pending keys; the model is then the one ``fold_entries`` would have built."""
@@ -171,6 +160,17 @@ RawEntry = Sequence[Any]
 
 def _event_position(event: ev.AnyEvent) -> int:
     return event.position
+
+
+def _decoded(entry_id: Any, data: Any, decode: Any) -> ev.AnyEvent | None:
+    """The entry's event, or None (logged by entry id only) when it cannot be one."""
+    try:
+        if data is None:
+            raise msgspec.DecodeError(f"no {DATA_FIELD} field")
+        return cast(ev.AnyEvent, decode(data))
+    except (msgspec.DecodeError, TypeError):
+        log.error("skipping undecodable event at stream entry %r", entry_id)
+        return None
 
 
 def _data_field(fields: Any) -> Any:
