@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -146,3 +147,13 @@ def query_path(query: Query) -> str:
     key_id, permission, loc, own = query
     path = f"/v1/check?key_id={key_id}&permission={permission}&location_id={loc}"
     return path + "&item_owner=key" if own else path
+
+
+def publish(client: Any, events: list[ev.AnyEvent], stream: str = "apikeys.events") -> None:
+    """XADD the events as the relay does: entry id ``<position>-1``, one ``__data__`` field."""
+    for start in range(0, len(events), 2000):
+        pipe = client.pipeline(transaction=False)
+        for event in events[start:start + 2000]:
+            pipe.xadd(stream, {"__data__": ev.event_encoder.encode(event)},
+                      id=f"{event.position}-1")
+        pipe.execute()

@@ -102,12 +102,7 @@ def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
 
 def rebuild_rate(redis_url: str, events: list[ev.AnyEvent], store_url: str) -> Row:
     client = redis.Redis.from_url(redis_url)
-    for start in range(0, len(events), 2000):
-        pipe = client.pipeline(transaction=False)
-        for event in events[start:start + 2000]:
-            pipe.xadd("apikeys.events", {"__data__": ev.event_encoder.encode(event)},
-                      id=f"{event.position}-1")
-        pipe.execute()
+    w.publish(client, events)
     started = time.perf_counter()  # baseline: read the same stream in the same chunks, raw
     read, cursor = 0, "-"
     while True:

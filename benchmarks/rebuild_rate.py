@@ -19,7 +19,6 @@ from pathlib import Path
 import redis
 
 from benchmarks import check_workload as w
-from contracts import events as ev
 from services.embedded_redis import EmbeddedRedis
 from services.projections.main import rebuild
 from services.projections.settings import Settings
@@ -37,12 +36,7 @@ def main() -> None:
     server = EmbeddedRedis(tmp / "redis", append_only=False).start()
     try:
         client = redis.Redis.from_url(server.url)
-        for start in range(0, len(events), 2000):
-            pipe = client.pipeline(transaction=False)
-            for event in events[start:start + 2000]:
-                pipe.xadd("apikeys.events", {"__data__": ev.event_encoder.encode(event)},
-                          id=f"{event.position}-1")
-            pipe.execute()
+        w.publish(client, events)
         rates = []
         for run in range(args.runs):
             url = f"sqlite:///{tmp / 'views.db' if args.refill else tmp / f'views{run}.db'}"
