@@ -18,17 +18,30 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import get_topic
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from contracts.events import event_encoder
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
-from services.keys.domain import CommandReceipt
+from services.keys.domain import ApiKey, Organization
 from services.keys.event_store import ApiKeysApplication
 from services.keys.mapping import is_published, to_contract
 
 log = logging.getLogger(__name__)
-RECEIPT_TOPIC = f"{CommandReceipt.__module__}:{CommandReceipt.__qualname__}.Recorded"
+def _event_topics(*aggregate_classes: type) -> tuple[str, ...]:
+    """The topics of every event class the aggregates define (receipts are left out)."""
+    return tuple(
+        get_topic(member)
+        for cls in aggregate_classes
+        for member in vars(cls).values()
+        if isinstance(member, type) and issubclass(member, DomainEvent)
+    )
+
+
+# The relay reads only what it folds: key and organization events, not command receipts.
+FOLDED_TOPICS = _event_topics(ApiKey, Organization)
 
 
 async def stream_top_position(redis: Redis, stream: str) -> int:
@@ -66,13 +79,11 @@ class EventRelay:
     def read_batch(self) -> list[tuple[int, bytes]]:
         """The next stored events, mapped to contract events, as (position, JSON)."""
         notifications = self.app.recorder.select_notifications(
-            start=self.read_up_to + 1, limit=self.batch_size
+            start=self.read_up_to + 1, limit=self.batch_size, topics=FOLDED_TOPICS
         )
         out: list[tuple[int, bytes]] = []
         for notification in notifications:
             self.read_up_to = notification.id
-            if notification.topic == RECEIPT_TOPIC:
-                continue
             event = self.app.mapper.to_domain_event(notification)
             aggregate = self._fold(event)
             if not is_published(event):
@@ -86,6 +97,8 @@ class EventRelay:
         aggregate = self.aggregates.get(event.originator_id)
         if aggregate is not None and aggregate.version == event.originator_version - 1:
             aggregate = event.mutate(aggregate)
+        elif event.originator_version == 1:
+            aggregate = event.mutate(None)  # a creation needs no earlier state
         else:
             aggregate = self.app.repository.get(
                 event.originator_id, version=event.originator_version
