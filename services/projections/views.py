@@ -276,6 +276,27 @@ class SqliteViewStore(SqlViewStore):
         # the event log keyed by its rowid: one b-tree fewer to write than a separate key index
         return statement.replace("position BIGINT PRIMARY KEY", "position INTEGER PRIMARY KEY")
 
+    @contextlib.contextmanager
+    def _rollback_journal(self) -> Iterator[None]:
+        """A rebuild writes whole new tables: a rollback journal records only the few pages it
+        overwrites, where WAL would write every new page twice (log, then checkpoint). SQLite
+        stays in WAL when another connection has the database open; either way is correct.
+        A rollback journal is only safe from power loss at synchronous=FULL."""
+        connection = self.connection
+        connection.execute("PRAGMA busy_timeout=0")  # in use elsewhere: do not wait, keep WAL
+        try:
+            connection.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+
     def replace(self, batch: Batch) -> None:
         """Replace everything by the batch (a rebuild), in one transaction: the rows go into new
         tables, in key order and without secondary indexes, which then take the old tables'
@@ -288,7 +309,7 @@ class SqliteViewStore(SqlViewStore):
             s for s in _SCHEMA
             if s.startswith(_CREATE_INDEX) and any(f" ON {{p}}{t} (" in s for t in _REPLACED)
         ]
-        with collector.paused(), self._transaction() as cur:
+        with collector.paused(), self._rollback_journal(), self._transaction() as cur:
             for table, statement in tables.items():
                 cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}_new"))
                 fresh = statement.replace(
