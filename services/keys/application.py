@@ -1,10 +1,11 @@
 """The application layer: turn a batch of commands into stored events and one result each.
 
 Commands are applied in stream order to cached aggregates; the events of the whole batch,
-each command followed by its receipt, are saved in one transaction (`app.save(*events)` keeps
-that order, so positions follow the stream). A conflict (a resent command whose receipt
-exists, or another writer) rolls the batch back and replays it one command at a time with
-fresh aggregates and receipt look-ups, which gives every command its exact outcome.
+each command followed by its receipt, are saved in one transaction (`app.events.put(events)`
+keeps that order, so positions follow the stream). A conflict (a resent command whose receipt
+exists, a key created twice, or another writer) rolls the batch back and replays it one
+command at a time with fresh aggregates and receipt look-ups, which gives every command its
+exact outcome.
 """
 
 from __future__ import annotations
