@@ -3,7 +3,6 @@ redelivered entry gets its original outcome and a resent command is recognised."
 
 from __future__ import annotations
 
-from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -54,7 +53,7 @@ class CommandReceipt(Aggregate):
         return receipt_uuid(command_id)
 
     @classmethod
-    def record(
+    def recorded(
         cls,
         *,
         command_id: str,
@@ -67,40 +66,28 @@ class CommandReceipt(Aggregate):
         error_message: str | None = None,
         last_event_id: str | None = None,
         last_event_version: int | None = None,
-    ) -> CommandReceipt:
-        return cast(
-            CommandReceipt,
-            cls._create(
-                cls.Recorded,
-                id=cls.create_id(command_id),
-                command_id=command_id,
-                entry_id=entry_id,
-                command_type=command_type,
-                organization_id=organization_id,
-                key_id=key_id,
-                status=status,
-                error_code=error_code,
-                error_message=error_message,
-                last_event_id=last_event_id,
-                last_event_version=last_event_version,
-            ),
-        )
-
-    @classmethod
-    def recorded(cls, **fields: Any) -> CommandReceipt.Recorded:
+    ) -> CommandReceipt.Recorded:
         """The receipt's only event, built without constructing the aggregate: the command
         path writes one receipt per command and never reads it back in the same process."""
+        state = {  # the event's own fields (eventsourcing makes the class a dataclass)
+            "command_id": command_id,
+            "entry_id": entry_id,
+            "command_type": command_type,
+            "organization_id": organization_id,
+            "key_id": key_id,
+            "status": status,
+            "error_code": error_code,
+            "error_message": error_message,
+            "last_event_id": last_event_id,
+            "last_event_version": last_event_version,
+        }
         return cls.Recorded(
-            originator_id=cls.create_id(fields["command_id"]),
+            originator_id=cls.create_id(command_id),
             originator_version=cls.INITIAL_VERSION,
             timestamp=cls.Recorded.create_timestamp(),
             originator_topic=_TOPIC,
-            **{name: fields.get(name) for name in _RECORDED_FIELDS},
+            **state,
         )
 
 
 _TOPIC = get_topic(CommandReceipt)
-_RECORDED_FIELDS = (
-    "command_id", "entry_id", "command_type", "organization_id", "key_id", "status",
-    "error_code", "error_message", "last_event_id", "last_event_version",
-)
