@@ -1,31 +1,47 @@
 """The commands stream edge: FastStream reads batches in the consumer group; each batch is
 turned into commands, applied, answered on the results stream and acknowledged.
 
-Results, dead letters and the XACK of a batch go out in one pipeline, after the batch's
-events are stored, so a crash in between only causes a redelivery, which the receipts answer
-with the original outcome.
+Results, dead letters, the XACK and the stored-position watermark of a batch go out in one
+MULTI/EXEC, after the batch's events are stored, so a crash in between only causes a
+redelivery, which the receipts answer with the original outcome.
+
+Outages: while the event store or Redis is unreachable the batch in hand is held and retried
+with backoff (nothing is answered that was not stored, nothing new is read), so commands are
+applied in stream order once the outage ends. Before a new batch, entries this consumer was
+given earlier and never handled (their delivery was lost with a dropped connection) are
+handled first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from faststream.middlewares import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from contracts.results import CommandResult, DeadLetter, result_encoder
 from contracts.streams import DATA_FIELD
+from services.common.lag import RAISE_WATERMARK, watermark_key
+from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.application import CommandProcessor, Entry
 from services.keys.intake import Refused, read_entry
 from services.keys.settings import KeysSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+RawEntry = tuple[bytes, dict[bytes, bytes]]
+# entries held during an outage are re-claimed this often, so no other replica takes them
+HOLD_CLAIM_SECONDS = 5.0
+
+
+class Stopping(Exception):
+    """The service is stopping while waiting out an outage: the entries stay pending."""
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -34,6 +50,11 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
+
+
+def failures_key(settings: KeysSettings) -> str:
+    """A hash of entry id -> handling failures (outages do not count), per group."""
+    return f"{settings.commands_stream}.failures.{settings.group}"
 
 
 class CommandConsumer:
@@ -47,16 +68,62 @@ class CommandConsumer:
     ):
         self.settings = settings
         self.processor = processor
-        self.redis = redis
+        self.redis = redis  # a client without automatic retries: a lost EXEC reply is checked
         self.on_stored = on_stored
         self.retry_delays = retry_delays
         self.lock = asyncio.Lock()  # one batch at a time keeps stream order
+        self.stopping = False
+        self.redis_outage = Outage("Redis (commands)", log)
+        self.store_outage = Outage("event store", log)
+        self.parked: set[str] = set()  # left pending after failing: not lost, retried later
+        self._acked: OrderedDict[str, None] = OrderedDict()  # recently answered entry ids
+        self._acked_limit = max(100_000, settings.batch_size * 20)
+
+    # -- entry points -------------------------------------------------------------------------
+
+    async def on_batch(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
+        """A batch delivered by FastStream (new entries): older own entries go first."""
+        async with self.lock:
+            if self.stopping:
+                return  # left pending: a restarted consumer finishes its own entries first
+            try:
+                if ids and await self._lost_before(ids[0].decode()):
+                    await self._recover_own_pending()
+                await self._handle(*self._unanswered(ids, datas))
+            except Stopping:
+                return
 
     async def handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
+        """Handle entries given to this consumer, in order (tests call this directly)."""
         async with self.lock:
-            await self._handle(ids, datas)
+            try:
+                await self._handle(*self._unanswered(ids, datas))
+            except Stopping:
+                return
+
+    async def recover_own_pending(self) -> int:
+        """Finish what this consumer was given and did not answer; returns how many entries
+        were read again."""
+        async with self.lock:
+            try:
+                return await self._recover_own_pending()
+            except Stopping:
+                return 0
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    def _unanswered(
+        self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]
+    ) -> tuple[list[bytes], list[dict[bytes, bytes]]]:
+        kept = [(i, d) for i, d in zip(ids, datas, strict=True) if i.decode() not in self._acked]
+        return [i for i, _ in kept], [d for _, d in kept]
 
     async def _handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
+        if not ids:
+            return
         entry_ids = [i.decode() for i in ids]
         stream = self.settings.commands_stream
         parsed = [read_entry(i, d, stream) for i, d in zip(entry_ids, datas, strict=True)]
@@ -65,13 +132,13 @@ class CommandConsumer:
             for i, p in zip(entry_ids, parsed, strict=True)
             if not isinstance(p, Refused)
         ]
-        outcomes = await self._process(entries)
+        outcomes, spent = await self._process(entries, datas_by_id(entry_ids, datas))
         done = {entry.entry_id: result for entry, result in outcomes}
         if outcomes:
             self.on_stored()
         results: list[CommandResult] = []
-        dead: list[DeadLetter] = []
-        acked: list[str] = []
+        dead: list[DeadLetter] = list(spent)
+        acked: list[str] = [letter.entry_id for letter in spent]
         for entry_id, item in zip(entry_ids, parsed, strict=True):
             if isinstance(item, Refused):
                 dead.append(item.dead_letter)
@@ -81,137 +148,270 @@ class CommandConsumer:
             elif entry_id in done:
                 results.append(done[entry_id])
                 acked.append(entry_id)
-        await self._publish(results, dead, acked)
+        stored = max((r.position for r in results if r.position is not None), default=None)
+        await self._publish(results, dead, acked, stored)
 
-    async def _process(self, entries: list[Entry]) -> list[tuple[Entry, CommandResult]]:
-        """Results for the entries handled; an entry that keeps failing stays pending."""
+    async def _process(
+        self, entries: list[Entry], datas: dict[str, dict[bytes, bytes]]
+    ) -> tuple[list[tuple[Entry, CommandResult]], list[DeadLetter]]:
+        """Results for the entries handled, and dead letters for entries whose handling has
+        now failed too often; an entry that fails otherwise stays pending (parked)."""
         if not entries:
-            return []
+            return [], []
         for delay in (*self.retry_delays, None):
             try:
-                return list(zip(entries, self.processor.process(entries), strict=True))
+                results = await self._store(entries)
+                return list(zip(entries, results, strict=True)), []
+            except Stopping:
+                raise
             except Exception:
                 log.exception("batch of %d failed", len(entries))
                 if delay is None:
                     break
                 await asyncio.sleep(delay)
         handled: list[tuple[Entry, CommandResult]] = []
+        spent: list[DeadLetter] = []
         for entry in entries:  # isolate the entry that fails; the others go on
             try:
-                handled.extend(zip([entry], self.processor.process([entry]), strict=True))
+                handled.extend(zip([entry], await self._store([entry]), strict=True))
+            except Stopping:
+                raise
             except Exception:
-                log.exception("entry %s failed; left pending for redelivery", entry.entry_id)
-        return handled
+                log.exception("entry %s failed", entry.entry_id)
+                letter = await self._count_failure(entry.entry_id, datas[entry.entry_id])
+                if letter is not None:
+                    spent.append(letter)
+        return handled, spent
+
+    async def _store(self, entries: list[Entry]) -> list[CommandResult]:
+        """The batch applied and stored, off the event loop; an unreachable store is waited
+        out (the entries stay pending, re-claimed so that no other replica takes them)."""
+        backoff, last_claim = Backoff(cap=2.0), time.monotonic()
+        while True:
+            try:
+                results = await asyncio.to_thread(self.processor.process, entries)
+                self.store_outage.succeeded()
+                return results
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.store_outage.failed(error)
+            if self.stopping:
+                raise Stopping
+            await asyncio.sleep(backoff.next_delay())
+            if time.monotonic() - last_claim > HOLD_CLAIM_SECONDS:
+                last_claim = time.monotonic()
+                await self._hold([e.entry_id for e in entries])
+
+    async def _hold(self, entry_ids: list[str]) -> None:
+        """Reset the idle time of entries in hand (XCLAIM JUSTID does not count a delivery)."""
+        try:
+            await self.redis.xclaim(
+                self.settings.commands_stream,
+                self.settings.group,
+                self.settings.consumer,
+                min_idle_time=0,
+                message_ids=list[Any](entry_ids),
+                justid=True,
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+
+    async def _count_failure(self, entry_id: str, data: dict[bytes, bytes]) -> DeadLetter | None:
+        """One more failed handling; a dead letter once the budget is spent, else parked."""
+        count = int(
+            await self._redis(lambda: self.redis.hincrby(failures_key(self.settings), entry_id, 1))
+        )
+        if count >= self.settings.max_deliveries:
+            self.parked.discard(entry_id)
+            return dead_letter(self.settings, entry_id, data, count)
+        self.parked.add(entry_id)
+        return None
 
     async def _publish(
-        self, results: list[CommandResult], dead: list[DeadLetter], acked: list[str]
+        self,
+        results: list[CommandResult],
+        dead: list[DeadLetter],
+        acked: list[str],
+        stored_position: int | None = None,
     ) -> None:
+        """Results, dead letters, XACK and watermark in one MULTI/EXEC, retried until Redis
+        answers. A failed EXEC whose entries are no longer pending did go through."""
         settings = self.settings
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for result in results:
-                pipe.xadd(settings.results_stream, {DATA_FIELD: result_encoder.encode(result)})
-            for letter in dead:
-                pipe.xadd(settings.dead_letter_stream, {DATA_FIELD: result_encoder.encode(letter)})
-            if acked:
-                pipe.xack(settings.commands_stream, settings.group, *acked)
-            await pipe.execute()
+        backoff = Backoff(cap=2.0)
+        attempted = False
+        while True:
+            try:
+                if attempted and acked and not await self._still_pending(acked):
+                    break
+                attempted = True
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for result in results:
+                        pipe.xadd(settings.results_stream, _fields(result))
+                    for letter in dead:
+                        pipe.xadd(settings.dead_letter_stream, _fields(letter))
+                    if acked:
+                        pipe.xack(settings.commands_stream, settings.group, *acked)
+                        pipe.hdel(failures_key(settings), *acked)
+                    if stored_position is not None:
+                        pipe.eval(
+                            RAISE_WATERMARK,
+                            1,
+                            watermark_key(settings.events_stream),
+                            stored_position,
+                            f"{time.time():.6f}",
+                        )
+                    await pipe.execute()
+                self.redis_outage.succeeded()
+                break
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.redis_outage.failed(error)
+            if self.stopping:
+                raise Stopping
+            await asyncio.sleep(backoff.next_delay())
+        for entry_id in acked:
+            self.parked.discard(entry_id)
+            self._acked[entry_id] = None
+        while len(self._acked) > self._acked_limit:
+            self._acked.popitem(last=False)
 
-    async def dead_letter(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]],
-                          deliveries: Sequence[int]) -> None:
-        letters = [
-            DeadLetter(
-                entry_id=i.decode(),
-                stream=self.settings.commands_stream,
-                reason=f"handling failed {n} times",
-                payload=d.get(DATA_FIELD.encode(), b"").decode("utf-8", errors="replace"),
-                deliveries=n,
-            )
-            for i, d, n in zip(ids, datas, deliveries, strict=True)
-        ]
-        await self._publish([], letters, [i.decode() for i in ids])
-
-    async def handle_redelivered(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Entries read again (own pending list, or claimed): dead-letter those over budget."""
-        if not entries:
-            return
-        ids = [i for i, _ in entries]
+    async def _still_pending(self, entry_ids: list[str]) -> bool:
+        first, last = min(entry_ids, key=_id_key), max(entry_ids, key=_id_key)
         pending = await self.redis.xpending_range(
-            self.settings.commands_stream, self.settings.group, min=ids[0], max=ids[-1],
-            count=len(ids) * 2 + 10,
+            self.settings.commands_stream,
+            self.settings.group,
+            min=first,
+            max=last,
+            count=len(entry_ids) + 100,
+            consumername=self.settings.consumer,
         )
-        counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-        fresh = [(i, d) for i, d in entries if counts.get(i, 1) <= self.settings.max_deliveries]
-        spent = [(i, d) for i, d in entries if counts.get(i, 1) > self.settings.max_deliveries]
-        if spent:
-            await self.dead_letter(
-                [i for i, _ in spent], [d for _, d in spent], [counts[i] for i, _ in spent]
-            )
-        if fresh:
-            await self.handle([i for i, _ in fresh], [d for _, d in fresh])
+        wanted = set(entry_ids)
+        return any(_text(p["message_id"]) in wanted for p in pending)
 
-    async def recover_own_pending(self) -> int:
-        """Before reading new entries: finish what this consumer had read and not acked."""
+    async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One idempotent Redis call, retried with backoff until it answers or we stop."""
+        backoff = Backoff(cap=2.0)
+        while True:
+            try:
+                value = await call()
+                self.redis_outage.succeeded()
+                return value
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.redis_outage.failed(error)
+            if self.stopping:
+                raise Stopping
+            await asyncio.sleep(backoff.next_delay())
+
+    # -- own pending entries -------------------------------------------------------------------
+
+    async def _lost_before(self, entry_id: str) -> bool:
+        """Whether this consumer holds pending entries older than ``entry_id`` that it is not
+        deliberately leaving pending (entries delivered in a reply that never arrived)."""
+        pending = await self._redis(
+            lambda: self.redis.xpending_range(
+                self.settings.commands_stream,
+                self.settings.group,
+                min="-",
+                max=f"({entry_id}",
+                count=len(self.parked) + 1,
+                consumername=self.settings.consumer,
+            )
+        )
+        return any(_text(p["message_id"]) not in self.parked for p in pending)
+
+    async def lost_entries_idle(self, idle_ms: int) -> bool:
+        """Whether own entries not parked have been pending longer than ``idle_ms``."""
+        pending = await self.redis.xpending_range(
+            self.settings.commands_stream,
+            self.settings.group,
+            min="-",
+            max="+",
+            count=len(self.parked) + 1,
+            consumername=self.settings.consumer,
+            idle=idle_ms,
+        )
+        return any(_text(p["message_id"]) not in self.parked for p in pending)
+
+    async def _recover_own_pending(self) -> int:
         total, start = 0, "0"
         while True:
-            reply: Any = await self.redis.xreadgroup(
-                self.settings.group, self.settings.consumer,
-                {self.settings.commands_stream: start}, count=self.settings.batch_size,
+            reply: Any = await self._redis(
+                partial(
+                    self.redis.xreadgroup,
+                    self.settings.group,
+                    self.settings.consumer,
+                    {self.settings.commands_stream: start},
+                    count=self.settings.batch_size,
+                )
             )
-            entries: list[tuple[bytes, dict[bytes, bytes]]] = (
+            entries: list[RawEntry] = (
                 [(i, d) for _, batch in reply for i, d in batch if d] if reply else []
             )
             if not entries:
                 return total
-            await self.handle_redelivered(entries)
+            await self._handle_redelivered(entries)
             total += len(entries)
             start = entries[-1][0].decode()
 
-    async def reclaim_forever(self) -> None:
-        """Take over entries that another (crashed) consumer left pending too long."""
-        idle = self.settings.reclaim_idle_ms
-        while True:
-            await asyncio.sleep(idle / 2000)
+    async def handle_redelivered(self, entries: list[RawEntry]) -> None:
+        async with self.lock:
             try:
-                start = "0-0"
-                while True:
-                    reply = await self.redis.xautoclaim(
-                        self.settings.commands_stream, self.settings.group,
-                        self.settings.consumer, min_idle_time=idle, start_id=start, count=100,
-                    )
-                    start, claimed = reply[0], [(i, d) for i, d in reply[1] if d]
-                    await self.handle_redelivered(claimed)
-                    if start in (b"0-0", "0-0"):
-                        break
-            except Exception:
-                log.exception("reclaiming pending entries failed")
+                await self._handle_redelivered(entries)
+            except Stopping:
+                return
+
+    async def _handle_redelivered(self, entries: list[RawEntry]) -> None:
+        """Entries read again (own pending list, or claimed): dead-letter those whose handling
+        failed too often, handle the others in order."""
+        ids, datas = self._unanswered([i for i, _ in entries], [d for _, d in entries])
+        if not ids:
+            return
+        key = failures_key(self.settings)
+        counts = await self._redis(lambda: self.redis.hmget(key, ids))
+        failures = [int(c) if c else 0 for c in counts]
+        limit = self.settings.max_deliveries
+        spent = [
+            dead_letter(self.settings, i.decode(), d, n)
+            for i, d, n in zip(ids, datas, failures, strict=True)
+            if n >= limit
+        ]
+        if spent:
+            await self._publish([], spent, [s.entry_id for s in spent])
+        fresh = [(i, d) for i, d, n in zip(ids, datas, failures, strict=True) if n < limit]
+        await self._handle([i for i, _ in fresh], [d for _, d in fresh])
 
 
-async def keep_raw(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Skip FastStream's body decoding (it fails on bytes that are not UTF-8): entries are
-    read from the raw batch by `read_entry`, which dead-letters what is not a command."""
-    parsed = await original({**message, "data": []})
-    parsed.raw_message = message
-    return parsed
+def datas_by_id(
+    entry_ids: list[str], datas: Sequence[dict[bytes, bytes]]
+) -> dict[str, dict[bytes, bytes]]:
+    return dict(zip(entry_ids, datas, strict=True))
 
 
-def build_broker(settings: KeysSettings, consumer: CommandConsumer) -> RedisBroker:
-    quiet = logging.getLogger("apikeys.keys.broker")
-    quiet.setLevel(logging.WARNING)
-    broker = RedisBroker(settings.redis_url, logger=quiet)
-    source = StreamSub(
-        settings.commands_stream,
-        group=settings.group,
-        consumer=settings.consumer,
-        batch=True,
-        max_records=settings.batch_size,
-        polling_interval=1000,
+def dead_letter(
+    settings: KeysSettings, entry_id: str, data: dict[bytes, bytes], failures: int
+) -> DeadLetter:
+    return DeadLetter(
+        entry_id=entry_id,
+        stream=settings.commands_stream,
+        reason=f"handling failed {failures} times",
+        payload=data.get(DATA_FIELD.encode(), b"").decode("utf-8", errors="replace"),
+        deliveries=failures,
     )
 
-    @broker.subscriber(
-        stream=source, ack_policy=AckPolicy.MANUAL, include_in_schema=False, parser=keep_raw
-    )
-    async def on_commands(message: RedisBatchStreamMessage) -> None:
-        raw = message.raw_message
-        await consumer.handle(raw["message_ids"], raw["data"])
 
-    return broker
+def _fields(message: CommandResult | DeadLetter) -> dict[Any, Any]:
+    return {DATA_FIELD: result_encoder.encode(message)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

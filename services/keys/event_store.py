@@ -86,3 +86,30 @@ class ApiKeysApplication(Application[UUID]):
                 row = cursor.fetchone()
                 return int(row["notification_id"]) if row else None
         raise TypeError(f"no position lookup for {type(recorder).__name__}")
+
+    def last_position(self, topics: tuple[str, ...]) -> int:
+        """The position of the newest stored event with one of ``topics`` (0 if none)."""
+        recorder = self.recorder
+        marks = ", ".join("?" for _ in topics)
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            select = (
+                f"SELECT rowid FROM {recorder.events_table_name} "  # noqa: S608
+                f"WHERE topic IN ({marks}) ORDER BY rowid DESC LIMIT 1"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(select, topics)
+                row = cursor.fetchone()
+                return int(row[0]) if row else 0
+        if isinstance(recorder, PostgresApplicationRecorder):
+            sql = SQL(
+                "SELECT notification_id FROM {}.{} WHERE topic = ANY(%s) "
+                "ORDER BY notification_id DESC LIMIT 1"
+            ).format(
+                Identifier(recorder.datastore.schema or "public"),
+                Identifier(recorder.events_table_name),
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(sql, (list(topics),))
+                row = cursor.fetchone()
+                return int(row["notification_id"]) if row else 0
+        raise TypeError(f"no position lookup for {type(recorder).__name__}")

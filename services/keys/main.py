@@ -1,100 +1,218 @@
-"""The keys service process: recover, then consume commands, relay events, answer /health."""
+"""The keys service process: answer /health at once, then (retrying through outages) recover,
+consume commands, relay events and keep /ready true to what it can do. SIGTERM or SIGINT
+finishes the batch in hand, stops the relay and exits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import multiprocessing
-import os
-from typing import Any
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import uvicorn
-from redis.asyncio import Redis
+from faststream.redis import RedisBroker
 
+from services.common.http_server import HttpServer
+from services.common.lag import RAISE_WATERMARK, watermark_key
+from services.common.redis_client import connect
+from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.application import CommandProcessor
-from services.keys.consumer import CommandConsumer, build_broker, ensure_group
+from services.keys.broker import build_broker
+from services.keys.consumer import CommandConsumer, ensure_group
 from services.keys.event_store import ApiKeysApplication
-from services.keys.relay import EventRelay, run_relay_process
+from services.keys.health import Readiness, health_app, monitor
+from services.keys.mapping import PUBLISHED_TOPICS
+from services.keys.relay import EventRelay
+from services.keys.relay_process import RelayProcess
 from services.keys.settings import KeysSettings
+from services.keys.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
+T = TypeVar("T")
+STOP_SECONDS = 8.0
 
 
-def health_app(status: dict[str, Any]) -> Any:
-    """A minimal ASGI app: GET /health answers 200 once the service is consuming."""
+class ServiceStopped(Exception):
+    """A stop was asked for while the service was still starting."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        ok = scope["path"] == "/health" and status.get("ready", False)
-        code = 200 if ok else (503 if scope["path"] == "/health" else 404)
-        body = json.dumps({**status, "status": "ok" if ok else "unavailable"}).encode()
-        await send({"type": "http.response.start", "status": code,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
 
-    return app
+class KeysService:
+    def __init__(self, settings: KeysSettings, readiness: Readiness, stop: asyncio.Event):
+        self.settings = settings
+        self.readiness = readiness
+        self.stop_requested = stop
+        self.app: ApiKeysApplication | None = None
+        self.redis = connect(settings.redis_url, retries=0)  # consumer: checks lost replies
+        self.probe_redis = connect(settings.redis_url)
+        self.relay_process: RelayProcess | None = None
+        self.inline_relay: EventRelay | None = None
+        self.consumer: CommandConsumer | None = None
+        self.broker: RedisBroker | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.startup = Outage("keys service start-up", log)
+
+    async def _retry(self, what: Callable[[], Awaitable[T]]) -> T:
+        backoff = Backoff(cap=5.0)
+        while True:
+            if self.stop_requested.is_set():
+                raise ServiceStopped
+            try:
+                value = await what()
+                self.startup.succeeded()
+                return value
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.startup.failed(error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), backoff.next_delay())
+
+    async def start(self) -> None:
+        settings = self.settings
+        app = await self._retry(lambda: asyncio.to_thread(ApiKeysApplication, settings.event_store))
+        self.app = app
+        self.tasks.append(
+            asyncio.create_task(
+                monitor(self.readiness, app, self.probe_redis, settings.events_stream),
+                name="monitor",
+            )
+        )
+        await self._retry(
+            lambda: ensure_group(self.redis, settings.commands_stream, settings.group)
+        )
+        await self._retry(self._raise_watermark_from_store)
+        processor = CommandProcessor(app)
+        wake = self._start_relay(app)
+        consumer = CommandConsumer(settings, processor, self.redis, on_stored=wake)
+        self.consumer = consumer
+        if self.stop_requested.is_set():
+            raise ServiceStopped
+        self.readiness.others.extend([consumer.redis_outage, consumer.store_outage])
+        recovered = await consumer.recover_own_pending()
+        if recovered:
+            log.warning("recovered %d pending command entries", recovered)
+        broker_outage = Outage("Redis (commands reader)", log)
+        self.readiness.others.append(broker_outage)
+        broker = build_broker(settings, consumer, broker_outage)
+        await self._retry(broker.start)
+        self.broker = broker
+        self.tasks.append(
+            asyncio.create_task(
+                look_after_pending(consumer, Outage("Redis (pending upkeep)", log)), name="upkeep"
+            )
+        )
+        self.readiness.started = True
+        print(
+            f"keys service: consuming {settings.commands_stream} as {settings.consumer} "
+            f"(group {settings.group}); health on http://{settings.health_addr}/health",
+            flush=True,
+        )
+
+    async def _raise_watermark_from_store(self) -> None:
+        """Events stored before this start count as stored now (for the relay's lag)."""
+        assert self.app is not None
+        position = await asyncio.to_thread(self.app.last_position, PUBLISHED_TOPICS)
+        if position:
+            await self.probe_redis.eval(
+                RAISE_WATERMARK,
+                1,
+                watermark_key(self.settings.events_stream),
+                position,
+                f"{time.time():.6f}",
+            )
+
+    def _start_relay(self, app: ApiKeysApplication) -> Callable[[], None]:
+        settings = self.settings
+        if settings.relay_in_process:
+            relay = EventRelay(app, connect(settings.redis_url), settings.events_stream)
+            self.inline_relay = relay
+            self.tasks.append(asyncio.create_task(relay.run(), name="relay"))
+            return relay.wake.set
+        process = RelayProcess(settings)
+        process.start()
+        self.relay_process = process
+        self.tasks.append(asyncio.create_task(process.supervise(), name="relay-supervisor"))
+        return process.wake
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (bounded), stop reading, stop the relay, close."""
+        self.readiness.started = False
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), STOP_SECONDS)
+        if self.consumer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.consumer.lock.acquire(), 2.0)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.relay_process is not None:
+            await self.relay_process.stop()
+        if self.inline_relay is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.inline_relay.relay_once(), 2.0)
+            await self.inline_relay.redis.aclose()
+        for client in (self.redis, self.probe_redis):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if self.app is not None:
+            self.app.close()
+
+
+def health_server(settings: KeysSettings, readiness: Readiness) -> HttpServer:
+    host, _, port = settings.health_addr.rpartition(":")
+    return HttpServer(
+        uvicorn.Config(
+            health_app(readiness),
+            host=host.strip("[]"),
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+    )
 
 
 async def run_keys_service(settings: KeysSettings) -> None:
-    app = ApiKeysApplication(settings.event_store)
-    redis = Redis.from_url(settings.redis_url)
-    relay = EventRelay(app, redis, settings.events_stream)
-    processor = CommandProcessor(app)
-    consumer = CommandConsumer(settings, processor, redis, on_stored=relay.wake.set)
-    status: dict[str, Any] = {"service": "keys", "ready": False}
-    host, _, port = settings.health_addr.rpartition(":")
-    server = uvicorn.Server(
-        uvicorn.Config(health_app(status), host=host, port=int(port), log_level="warning",
-                       access_log=False, lifespan="on")
-    )
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    recovered = await consumer.recover_own_pending()
-    if recovered:
-        log.warning("recovered %d pending command entries", recovered)
-    tasks: list[asyncio.Task[None]] = []
-    relay_process = None
-    if settings.relay_in_process:
-        tasks.append(asyncio.create_task(relay.run(), name="relay"))
-    else:
-        relay_process = multiprocessing.get_context("spawn").Process(
-            target=run_relay_process,
-            args=(settings.event_store, settings.redis_url, settings.events_stream,
-                  settings.relay_poll_seconds, os.getpid()),
-            name="apikeys-relay",
-        )
-        relay_process.start()
-    broker = build_broker(settings, consumer)
-    await broker.start()
-    tasks.append(asyncio.create_task(consumer.reclaim_forever(), name="reclaim"))
-    status["ready"] = True
-    print(
-        f"keys service: consuming {settings.commands_stream} as {settings.consumer} "
-        f"(group {settings.group}); health on http://{settings.health_addr}/health",
-        flush=True,
-    )
+    readiness = Readiness(max_relay_lag_seconds=settings.max_relay_lag_seconds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    server = health_server(settings, readiness)
+    serving = asyncio.create_task(server.serve(), name="health")
+    service = KeysService(settings, readiness, stop)
+
+    def request_stop() -> None:
+        stop.set()
+        if service.consumer is not None:  # new batches are left for the next start
+            service.consumer.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, request_stop)
     try:
-        await server.serve()
+        with contextlib.suppress(ServiceStopped):
+            await service.start()
+        await _first(stop.wait(), serving)
     finally:
-        status["ready"] = False
-        await broker.stop()
-        if relay_process is not None:
-            relay_process.terminate()
-            await asyncio.to_thread(relay_process.join, 10)
-        await relay.relay_once()
-        for task in tasks:
+        await service.stop()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+
+
+async def _first(*awaitables: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        if not isinstance(task, asyncio.Task) or task.get_name() != "health":
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await redis.aclose()
-        app.close()
 
 
 def serve(settings: KeysSettings | None = None) -> None:

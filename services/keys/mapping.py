@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventsourcing.utils import get_topic
+
 from contracts import events as e
 from contracts.common import MatrixCell, Permission
 from services.keys.domain import ApiKey, Organization
@@ -127,3 +129,7 @@ def _org_fields(event: Any, org: Organization) -> dict[str, Any]:
             "permissions": [Permission(p, s) for p, s in role.permissions],  # type: ignore[arg-type]
         }
     return {}
+
+
+# the stored topics that the relay publishes (receipts and bookkeeping are not)
+PUBLISHED_TOPICS = tuple(get_topic(cls) for cls in (*KEY_EVENTS, *ORGANIZATION_EVENTS))

@@ -21,15 +21,19 @@ from uuid import UUID
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from contracts.events import event_encoder
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
+from services.common.lifeline import die_with_parent
+from services.common.redis_client import connect
+from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.domain import ApiKey, Organization
 from services.keys.event_store import ApiKeysApplication
 from services.keys.mapping import is_published, to_contract
 
 log = logging.getLogger(__name__)
+
+
 def _event_topics(*aggregate_classes: type) -> tuple[str, ...]:
     """The topics of every event class the aggregates define (receipts are left out)."""
     return tuple(
@@ -45,12 +49,9 @@ FOLDED_TOPICS = _event_topics(ApiKey, Organization)
 
 
 async def stream_top_position(redis: Redis, stream: str) -> int:
-    try:
-        info = await redis.xinfo_stream(stream)
-    except ResponseError:
-        return 0  # no stream yet
-    last = info.get("last-generated-id") or b"0-0"
-    return entry_id_to_position(last)
+    """The position of the events stream's last entry (0 when there is none)."""
+    last: Any = await redis.xrevrange(stream, count=1)
+    return entry_id_to_position(last[0][0]) if last else 0
 
 
 class EventRelay:
@@ -125,67 +126,85 @@ class EventRelay:
         total = 0
         while True:
             before = self.read_up_to
-            items = self.read_batch()
+            items = await asyncio.to_thread(self.read_batch)
             await self.publish(items)
             total += len(items)
             if self.read_up_to == before:
                 return total
 
-    async def run(self, poll_seconds: float = 0.5, alive: Callable[[], bool] = lambda: True
-                  ) -> None:
-        await self.start_position()
+    async def run(
+        self, poll_seconds: float = 1.0, alive: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Publish until ``alive()`` is false: woken after each stored batch (``wake``), and
+        every ``poll_seconds`` in case another process stored events. An outage of Redis or
+        of the store is waited out with backoff; publishing resumes at the stream's top."""
+        outage, backoff = Outage("relay", log), Backoff(cap=2.0)
+        started = False
         while alive():
+            self.wake.clear()
             try:
+                if not started:
+                    await self.start_position()
+                    started = True
                 published = await self.relay_once()
-            except Exception:
-                log.exception("relay failed; retrying")
+                outage.succeeded()
+                backoff.reset()
+            except Exception as error:
+                if not is_transient(error):
+                    log.exception("relay failed; retrying")
+                else:
+                    outage.failed(error)
                 self.aggregates.clear()
-                await asyncio.sleep(1)
-                await self.start_position()
+                started = False  # resume from what the stream holds
+                await asyncio.sleep(backoff.next_delay())
                 continue
             if published:
                 continue
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), poll_seconds)
 
 
-async def relay_forever(
-    event_store: str, redis_url: str, stream: str, poll_seconds: float, parent: int
-) -> None:
-    """The relay as a process of its own: it polls the store, so it needs no signal from the
-    command consumer, and it stops when the process that started it (`parent`) is gone."""
+async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: int) -> None:
+    """The relay as a process of its own. The keys service writes a byte to ``wake_fd`` after
+    each stored batch; end of file there means the keys service is gone, and so the relay
+    ends too."""
     app = ApiKeysApplication(event_store)
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url)
     relay = EventRelay(app, redis, stream)
+    parent_gone = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            data = os.read(wake_fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(wake_fd)
+            parent_gone.set()
+        relay.wake.set()
+
+    os.set_blocking(wake_fd, False)
+    loop.add_reader(wake_fd, readable)
     try:
-        await relay.run(poll_seconds, alive=lambda: os.getppid() == parent)
+        await relay.run(IDLE_POLL_SECONDS, alive=lambda: not parent_gone.is_set())
     finally:
         await redis.aclose()
         app.close()
 
 
 RELAY_NICENESS = 5
+# how often an idle relay looks at the store without being woken (another writer's events)
+IDLE_POLL_SECONDS = 1.0
 
 
-def _die_with_parent() -> None:
-    """On Linux, ask the kernel to end this process when its parent ends (even by SIGKILL)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def run_relay_process(
-    event_store: str, redis_url: str, stream: str, poll_seconds: float, parent: int
-) -> None:
-    _die_with_parent()
-    if os.getppid() != parent:
-        return  # the parent ended before the kernel was asked to tell us
+def run_relay_process(event_store: str, redis_url: str, stream: str, wake: Any) -> None:
+    """Entry point of the relay process (``wake``: the read end of the wake-up pipe)."""
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the relay stops
     # The command path comes first when both cores are busy: the relay is a follower whose
     # lag drains as soon as there is room (measured: +5-8% commands/s end to end).
     os.nice(RELAY_NICENESS)
+    fd = wake.fileno()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(relay_forever(event_store, redis_url, stream, poll_seconds, parent))
+        asyncio.run(relay_forever(event_store, redis_url, stream, fd))

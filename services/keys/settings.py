@@ -27,7 +27,7 @@ class KeysSettings:
     reclaim_idle_ms: int = 30_000
     health_addr: str = "127.0.0.1:8081"
     relay_in_process: bool = False
-    relay_poll_seconds: float = 0.002
+    max_relay_lag_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -46,5 +46,5 @@ class KeysSettings:
             reclaim_idle_ms=int(env.get("APIKEYS_RECLAIM_IDLE_MS", "30000")),
             health_addr=env.get("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081"),
             relay_in_process=env.get("APIKEYS_RELAY", "process") == "inline",
-            relay_poll_seconds=float(env.get("APIKEYS_RELAY_POLL_MS", "2")) / 1000,
+            max_relay_lag_seconds=float(env.get("APIKEYS_MAX_RELAY_LAG_SECONDS", "10")),
         )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from redis.asyncio import Redis
 
 from services.keys.application import CommandProcessor, Entry
@@ -99,12 +100,87 @@ async def test_an_entry_that_keeps_failing_stays_pending_then_is_dead_lettered(
     pending = await redis.xpending_range(settings.commands_stream, settings.group, "-", "+", 10)
     assert [p["message_id"] for p in pending] == [entries[-1][0]]
 
-    # redelivered (as after a restart) until the budget of deliveries is spent
-    for _ in range(settings.max_deliveries):
+    # redelivered (as after a restart) until its handling has failed max_deliveries times
+    for _ in range(settings.max_deliveries - 1):
+        assert await read_all(redis, settings.dead_letter_stream) == []
         assert await consumer.recover_own_pending() == 1
     dead = await read_all(redis, settings.dead_letter_stream)
     assert len(dead) == 1 and dead[0]["entry_id"] == entries[-1][0].decode()
-    assert dead[0]["deliveries"] > settings.max_deliveries
+    assert dead[0]["deliveries"] == settings.max_deliveries
     assert json.loads(dead[0]["payload"])["command_id"] == poison["command_id"]
     assert (await redis.xpending(settings.commands_stream, settings.group))["pending"] == 0
     assert await consumer.recover_own_pending() == 0
+
+
+async def test_entries_read_again_after_outages_are_not_dead_lettered(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    """Re-reading a pending entry (as after each reconnect) raises Redis's delivery count, but
+    only failures of the command's own handling count toward the budget."""
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    consumer = CommandConsumer(settings, CommandProcessor(app), redis)
+    setup = organization_setup("acme", locations=1, roles=0)
+    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup))
+    for _ in range(settings.max_deliveries + 3):  # deliveries lost with dropped connections
+        await redis.xreadgroup(settings.group, settings.consumer,
+                               {settings.commands_stream: "0"}, count=100)
+    pending = await redis.xpending_range(settings.commands_stream, settings.group, "-", "+", 10)
+    assert min(p["times_delivered"] for p in pending) > settings.max_deliveries
+    assert await consumer.recover_own_pending() == len(entries)
+    results = await read_all(redis, settings.results_stream)
+    assert [r["status"] for r in results] == ["accepted"] * len(setup)
+    assert await read_all(redis, settings.dead_letter_stream) == []
+
+
+async def test_a_new_batch_waits_for_older_entries_whose_delivery_was_lost(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    """Entries delivered in a reply that never arrived are handled before newer ones."""
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    consumer = CommandConsumer(settings, CommandProcessor(app), redis)
+    setup = organization_setup("acme", locations=1, roles=0)
+    older = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup[:2]))
+    newer = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup[2:]))
+    await consumer.on_batch([i for i, _ in newer], [d for _, d in newer])
+    results = await read_all(redis, settings.results_stream)
+    assert [r["command_id"] for r in results] == [c["command_id"] for c in setup]
+    assert [r["status"] for r in results] == ["accepted"] * len(setup)
+    await consumer.on_batch([i for i, _ in newer], [d for _, d in newer])  # delivered twice
+    assert len(await read_all(redis, settings.results_stream)) == len(setup)
+    assert len(older) == 2 and (await redis.xpending(
+        settings.commands_stream, settings.group))["pending"] == 0
+
+
+class UnreachableFor(CommandProcessor):
+    """A processor whose store is unreachable for its first ``outages`` calls."""
+
+    def __init__(self, app: ApiKeysApplication, outages: int):
+        super().__init__(app)
+        self.outages = outages
+
+    def process(self, entries: list[Entry]) -> list:  # type: ignore[override]
+        if self.outages:
+            self.outages -= 1
+            raise OperationalError("connection refused")
+        return super().process(entries)
+
+
+async def test_a_store_outage_holds_the_batch_until_the_store_answers(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    consumer = CommandConsumer(settings, UnreachableFor(app, outages=8), redis,
+                               retry_delays=(0.0,))
+    setup = organization_setup("acme", locations=1, roles=0)
+    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup))
+    await consumer.handle([i for i, _ in entries], [d for _, d in entries])
+    results = await read_all(redis, settings.results_stream)
+    assert [r["status"] for r in results] == ["accepted"] * len(setup)
+    assert consumer.parked == set() and not consumer.store_outage.is_down
+    assert await read_all(redis, settings.dead_letter_stream) == []

@@ -1,0 +1,1 @@
+"""What both services share at their edges: reconnect policy, outage logging, lag, lifelines."""

@@ -1,0 +1,104 @@
+"""Riding out outages: which errors are transient, bounded exponential backoff, and logging
+each outage once (when it starts and when it ends), never once per retry."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+from eventsourcing import persistence
+from redis import exceptions as redis_errors
+
+try:  # PostgreSQL support is optional at import time
+    import psycopg
+    import psycopg_pool
+
+    _PSYCOPG: tuple[type[BaseException], ...] = (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        psycopg_pool.PoolTimeout,
+    )
+except ImportError:  # pragma: no cover
+    _PSYCOPG = ()
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    sqlite3.OperationalError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    *_PSYCOPG,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """An error of the infrastructure (unreachable, dropped, timed out, busy), not of the work:
+    retrying the same work later can succeed. ``IntegrityError`` is a conflict, not an outage."""
+    if isinstance(error, persistence.IntegrityError):
+        return False
+    if isinstance(error, redis_errors.ResponseError):
+        return "LOADING" in str(error) or "MASTERDOWN" in str(error)
+    return isinstance(error, TRANSIENT)
+
+
+@dataclass
+class Backoff:
+    """Exponential delays with full jitter, capped: 0.05 s, 0.1 s, ... up to ``cap``."""
+
+    base: float = 0.05
+    cap: float = 2.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 30)
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class Outage:
+    """The state of one dependency (Redis, a store): logs the start and the end of an outage
+    once each, and tells since when it has been down."""
+
+    name: str
+    log: logging.Logger
+    down_since: float | None = None
+    last_ok: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def failed(self, error: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            # the error's class and text only: connection URLs and passwords are not in them
+            self.log.warning(
+                "%s unreachable (%s: %s); retrying with backoff",
+                self.name,
+                type(error).__name__,
+                _short(error),
+            )
+
+    def succeeded(self) -> None:
+        self.last_ok = time.monotonic()
+        if self.down_since is not None:
+            self.log.warning(
+                "%s reachable again after %.1f s", self.name, self.last_ok - self.down_since
+            )
+            self.down_since = None
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text[:200]

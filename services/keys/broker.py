@@ -1,0 +1,77 @@
+"""FastStream at the edge: the consumer-group subscriber that hands raw batches to the
+CommandConsumer, and the broker's logging folded into one line per outage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.middlewares import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from redis import exceptions as redis_errors
+
+from services.common.resilience import Outage, is_transient
+from services.keys.consumer import CommandConsumer
+from services.keys.settings import KeysSettings
+
+# the broker waits this long for the batch in hand when stopping (SIGTERM allows 10 s in all)
+GRACEFUL_SECONDS = 7.0
+
+
+async def keep_raw(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Skip FastStream's body decoding (it fails on bytes that are not UTF-8): entries are
+    read from the raw batch by `read_entry`, which dead-letters what is not a command."""
+    parsed = await original({**message, "data": []})
+    parsed.raw_message = message
+    return parsed
+
+
+class FetchErrors(logging.Filter):
+    """FastStream logs every failed read during an outage (one every 5 s, with a traceback):
+    those become one line when the outage starts and one when it ends."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_transient(error):
+            self.outage.failed(error)
+            return False
+        return True
+
+
+def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outage) -> RedisBroker:
+    quiet = logging.getLogger("apikeys.keys.broker")
+    quiet.setLevel(logging.WARNING)
+    quiet.addFilter(FetchErrors(outage))
+    broker = RedisBroker(
+        settings.redis_url,
+        logger=quiet,
+        graceful_timeout=GRACEFUL_SECONDS,
+        retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
+        health_check_interval=15,
+        socket_connect_timeout=2,
+        socket_keepalive=True,
+    )
+    source = StreamSub(
+        settings.commands_stream,
+        group=settings.group,
+        consumer=settings.consumer,
+        batch=True,
+        max_records=settings.batch_size,
+        polling_interval=1000,
+    )
+
+    @broker.subscriber(
+        stream=source, ack_policy=AckPolicy.MANUAL, include_in_schema=False, parser=keep_raw
+    )
+    async def on_commands(message: RedisBatchStreamMessage) -> None:
+        raw = message.raw_message
+        await consumer.on_batch(raw["message_ids"], raw["data"])
+        outage.succeeded()
+
+    return broker

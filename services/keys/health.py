@@ -1,0 +1,129 @@
+"""``GET /health`` (the process is alive and its event loop answers) and ``GET /ready`` (it can
+do its job now), answered from state that a monitor task keeps; a request never waits on I/O.
+
+Ready means: the event store and Redis answer, and no event stored more than
+``max_relay_lag_seconds`` ago is still unpublished (whoever publishes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.common.lag import LagTracker, parse_watermark, watermark_key
+from services.common.resilience import Outage, is_transient
+from services.keys.event_store import ApiKeysApplication
+from services.keys.relay import stream_top_position
+
+log = logging.getLogger(__name__)
+PROBE_SECONDS = 0.5
+STORE_PROBE_TIMEOUT = 2.0
+
+
+@dataclass
+class Readiness:
+    started: bool = False
+    store: Outage = field(default_factory=lambda: Outage("event store (probe)", log))
+    redis: Outage = field(default_factory=lambda: Outage("Redis (probe)", log))
+    others: list[Outage] = field(default_factory=list)  # the consumer's own view of outages
+    lag: LagTracker = field(default_factory=LagTracker)
+    published_position: int = 0
+    relay_lag_seconds: float = 0.0
+    max_relay_lag_seconds: float = 10.0
+
+    def reason(self) -> str | None:
+        if not self.started:
+            return "starting"
+        if self.store.is_down or any(o.is_down and "store" in o.name for o in self.others):
+            return "event store unreachable"
+        if self.redis.is_down or any(o.is_down and "Redis" in o.name for o in self.others):
+            return "redis unreachable"
+        if self.relay_lag_seconds > self.max_relay_lag_seconds:
+            return f"stored events unpublished for {self.relay_lag_seconds:.1f} s"
+        return None
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        reason = self.reason()
+        return (200 if reason is None else 503), {
+            "status": "ready" if reason is None else "not_ready",
+            "stored_position": self.lag.stored_position,
+            "published_position": self.published_position,
+            "reason": reason,
+        }
+
+
+def health_app(readiness: Readiness) -> Any:
+    """A minimal ASGI app: /health and /ready, nothing else."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/health":
+            code, body = 200, {"status": "ok", "service": "keys"}
+        elif path == "/ready":
+            code, body = readiness.answer()
+        else:
+            code, body = 404, {"error": "not found"}
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
+
+
+async def monitor(
+    readiness: Readiness, app: ApiKeysApplication, redis: Redis, events_stream: str
+) -> None:
+    """Probe the store and Redis every PROBE_SECONDS until cancelled."""
+    probe: asyncio.Future[Any] | None = None
+    probe_started = 0.0
+    while True:
+        if probe is None or probe.done():
+            if probe is not None:
+                _store_probed(readiness, probe)
+            probe = asyncio.ensure_future(asyncio.to_thread(app.recorder.max_notification_id))
+            probe_started = time.monotonic()
+        elif time.monotonic() - probe_started > STORE_PROBE_TIMEOUT:
+            readiness.store.failed(TimeoutError("event store did not answer"))
+        await _probe_redis(readiness, redis, events_stream)
+        await asyncio.sleep(PROBE_SECONDS)
+
+
+def _store_probed(readiness: Readiness, probe: asyncio.Future[Any]) -> None:
+    error = probe.exception()
+    if error is None:
+        readiness.store.succeeded()
+    elif is_transient(error):
+        readiness.store.failed(error)
+    else:
+        log.error("event store probe failed: %s", type(error).__name__)
+        readiness.store.failed(error)
+
+
+async def _probe_redis(readiness: Readiness, redis: Redis, events_stream: str) -> None:
+    try:
+        watermark = parse_watermark(await redis.hgetall(watermark_key(events_stream)))
+        readiness.published_position = await stream_top_position(redis, events_stream)
+        readiness.redis.succeeded()
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        readiness.redis.failed(error)
+        return
+    if watermark is not None:
+        readiness.lag.observe(*watermark)
+    readiness.relay_lag_seconds = readiness.lag.lag_seconds(
+        readiness.published_position, time.time()
+    )
