@@ -10,7 +10,7 @@ from typing import Any, Literal
 import msgspec
 
 from contracts.common import Scope
-from contracts.queries import CheckAnswer, KeyStatus
+from contracts.queries import Answer, CheckAnswer, KeyStatus
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):
@@ -22,7 +22,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     changes: dict[str, Any]
 
 
-class KeyHistoryAnswer(msgspec.Struct, kw_only=True):
+class KeyHistoryAnswer(Answer, omit_defaults=True, kw_only=True):
     key_id: str
     organization_id: str | None
     entries: list[HistoryEntry]

@@ -27,7 +27,15 @@ class Reason(msgspec.Struct, frozen=True, order=True):
     scope: Scope
 
 
-class CheckAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Answer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Every query answer: while the projection is behind what has been stored by more than
+    its ready lag, ``stale`` is true and ``lag_seconds`` says by how much (else both absent)."""
+
+    stale: bool = False
+    lag_seconds: float | None = None
+
+
+class CheckAnswer(Answer, omit_defaults=True, kw_only=True):
     allowed: bool
     reasons: list[Reason]
     position: int
@@ -40,7 +48,7 @@ class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
-class VerifyAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+class VerifyAnswer(Answer, omit_defaults=True, kw_only=True):
     valid: bool
     code: VerifyCode
     key_id: str | None
@@ -60,7 +68,7 @@ class LocationPermissions(msgspec.Struct, kw_only=True):
     permissions: list[PermissionScopes]
 
 
-class KeyPermissionsAnswer(msgspec.Struct, kw_only=True):
+class KeyPermissionsAnswer(Answer, omit_defaults=True, kw_only=True):
     key_id: str
     organization_id: str | None
     status: KeyStatus
@@ -74,7 +82,7 @@ class KeyHolder(msgspec.Struct, kw_only=True):
     reasons: list[Reason]
 
 
-class OrganizationKeysAnswer(msgspec.Struct, kw_only=True):
+class OrganizationKeysAnswer(Answer, omit_defaults=True, kw_only=True):
     organization_id: str
     permission: str
     location_id: str
@@ -86,12 +94,16 @@ class HealthAnswer(msgspec.Struct, kw_only=True):
     status: Literal["ok", "ready", "not_ready"]
     position: int
     caught_up_seconds_ago: float | None = None
+    stored_position: int | None = None  # the newest stored position the projection knows of
+    lag_seconds: float | None = None
+    reason: str | None = None  # why not ready
 
 
 class ErrorAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
     error: str
     position: int | None = None
     detail: str | None = None
+    lag_seconds: float | None = None
 
 
 query_encoder = msgspec.json.Encoder()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
@@ -21,6 +21,7 @@ from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections import audit_queries, rules, verification
 from services.projections.answers import permissions_answer
 from services.projections.fast_check import FastCheck
+from services.projections.freshness import Freshness
 from services.projections.live import LiveReadModel, PositionNotReached
 from services.projections.views import SqlViewStore
 
@@ -43,13 +44,40 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class StaleRefused(Exception):
+    """APIKEYS_REFUSE_WHEN_STALE: a check or verify is refused rather than answered late."""
+
+    def __init__(self, lag_seconds: float, position: int) -> None:
+        super().__init__(f"the projection is {lag_seconds:.1f} s behind what is stored")
+        self.lag_seconds = lag_seconds
+        self.position = position
+
+
+AnswerT = TypeVar("AnswerT", bound=q.Answer)
+
+
 class QueryContext:
     def __init__(self, live: LiveReadModel, clock: Clock, min_position_wait: float) -> None:
         self.live = live
         self.clock = clock
         self.min_position_wait = min_position_wait
-        self.ready_lag_seconds = 5.0
+        self.freshness = Freshness(5.0)
+        self.refuse_when_stale = False
         self.event_log: SqlViewStore | None = None
+
+    def fresh(self, answer: AnswerT) -> AnswerT:
+        """The answer, marked stale with its lag when the model is behind."""
+        lag = self.freshness.stale_lag(self.live.position)
+        if lag is not None:
+            answer.stale = True
+            answer.lag_seconds = lag
+        return answer
+
+    def refuse_if_stale(self) -> None:
+        if self.refuse_when_stale:
+            lag = self.freshness.stale_lag(self.live.position)
+            if lag is not None:
+                raise StaleRefused(lag, self.live.position)
 
     def audit_store(self) -> SqlViewStore:
         if self.event_log is None:
@@ -92,18 +120,19 @@ async def check(
         request = audit_queries.CheckRequest(
             key_id, permission, location_id, item_owner == "key", as_of, explain
         )
-        return await asyncio.to_thread(
+        return context.fresh(await asyncio.to_thread(
             audit_queries.check, context.audit_store(), model, request, context.clock()
-        )
+        ))
+    context.refuse_if_stale()
     decision = rules.check(
         model, key_id, permission, location_id, item_owner == "key", context.clock()
     )
-    return a.ExplainedCheckAnswer(
+    return context.fresh(a.ExplainedCheckAnswer(
         allowed=decision.allowed,
         reasons=decision.reasons,
         denied_because=decision.denied_because,
         position=model.position,
-    )
+    ))
 
 
 @post("/v1/verify", status_code=200, opt=_queries("min_position"))
@@ -112,6 +141,7 @@ async def verify(
 ) -> q.VerifyAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
+    context.refuse_if_stale()
     token = data.token
     if has_prefix(token) and not checksum_ok(token):
         return q.VerifyAnswer(
@@ -131,14 +161,14 @@ async def verify(
                 model, found.key_id or "", data.permission, data.location_id, False, now
             ).allowed
         )
-    return q.VerifyAnswer(
+    return context.fresh(q.VerifyAnswer(
         valid=found.code == "VALID",
         code=found.code,
         key_id=found.key_id,
         organization_id=found.organization_id,
         allowed=allowed,
         position=model.position,
-    )
+    ))
 
 
 @get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
@@ -149,8 +179,10 @@ async def key_permissions(
     model = await context.model_at(min_position)
     if as_of is not None:
         store = context.audit_store()
-        return await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
-    return permissions_answer(model, key_id, context.clock())
+        return context.fresh(
+            await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
+        )
+    return context.fresh(permissions_answer(model, key_id, context.clock()))
 
 
 @get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
@@ -165,9 +197,9 @@ async def key_history(
     context = _context(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
-    return await asyncio.to_thread(
+    return context.fresh(await asyncio.to_thread(
         audit_queries.history, store, key_id, after_position, limit, model.position
-    )
+    ))
 
 
 @get(
@@ -186,7 +218,7 @@ async def organization_keys(
     holders = rules.keys_with_permission(
         model, organization_id, permission, location_id, context.clock()
     )
-    return q.OrganizationKeysAnswer(
+    return context.fresh(q.OrganizationKeysAnswer(
         organization_id=organization_id,
         permission=permission,
         location_id=location_id,
@@ -195,7 +227,7 @@ async def organization_keys(
             for key_id, reasons in holders
         ],
         position=model.position,
-    )
+    ))
 
 
 @get("/health", opt=_queries())
@@ -205,15 +237,23 @@ async def health(state: State) -> q.HealthAnswer:
 
 @get("/ready", opt=_queries())
 async def ready(state: State) -> Response[q.HealthAnswer]:
+    """200 while the events stream and the view store answer and the model is within the
+    ready lag of what has been stored."""
     context = _context(state)
-    ago = context.live.caught_up_seconds_ago()
-    is_ready = ago is not None and ago <= context.ready_lag_seconds
+    position = context.live.position
+    freshness = context.freshness
+    reason = freshness.not_ready_because(position)
+    if reason is None and context.live.caught_up_at is None:
+        reason = "starting"
     answer = q.HealthAnswer(
-        status="ready" if is_ready else "not_ready",
-        position=context.live.position,
-        caught_up_seconds_ago=ago,
+        status="not_ready" if reason else "ready",
+        position=position,
+        caught_up_seconds_ago=context.live.caught_up_seconds_ago(),
+        stored_position=freshness.lag.stored_position,
+        lag_seconds=freshness.lag_seconds(position),
+        reason=reason,
     )
-    return Response(answer, status_code=200 if is_ready else HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE if reason else 200)
 
 
 async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
@@ -242,6 +282,13 @@ def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(
+        error="stale", detail=str(exc), position=exc.position, lag_seconds=exc.lag_seconds
+    )
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
     answer = q.ErrorAnswer(error="internal error")
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
@@ -252,7 +299,7 @@ def served(app: Litestar) -> ASGIApp:
     (exception middleware, router: ~10% of a check); the same lean path also sits inside the
     app as middleware, so an app from ``create_app`` answers exactly as the served one."""
     context = _context(app.state)
-    return FastCheck(app, context.live, context.clock)
+    return FastCheck(app, context.live, context.clock, context)
 
 
 def create_app(
@@ -262,19 +309,23 @@ def create_app(
     min_position_wait: float = 5.0,
     ready_lag_seconds: float = 5.0,
     event_log: SqlViewStore | None = None,
+    freshness: Freshness | None = None,
+    refuse_when_stale: bool = False,
 ) -> Litestar:
     context = QueryContext(live, clock, min_position_wait)
-    context.ready_lag_seconds = ready_lag_seconds
+    context.freshness = freshness or Freshness(ready_lag_seconds)
+    context.refuse_when_stale = refuse_when_stale
     context.event_log = event_log
     handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
-        middleware=[lambda app: FastCheck(app, live, clock)],
+        middleware=[lambda app: FastCheck(app, live, clock, context)],
         before_request=reject_unknown_query_parameters,
         exception_handlers={
             HTTPException: _http_error,
             PositionNotReached: _not_reached,
+            StaleRefused: _stale,
             Exception: _unexpected,
         },
         request_max_body_size=MAX_BODY_BYTES,

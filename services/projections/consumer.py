@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from contracts import events as ev
 from contracts.events import event_decoder
@@ -208,41 +206,3 @@ async def apply_batch(live: LiveReadModel, store: ViewStore, entries: Sequence[E
         await asyncio.to_thread(store.save, batch_for(live.model, touched, rows))
         live.advanced()
     return len(touched)
-
-
-async def follow(
-    redis: Redis,
-    stream: str,
-    live: LiveReadModel,
-    store: ViewStore,
-    *,
-    count: int = 500,
-    block_ms: int = 1000,
-) -> None:
-    """Run until cancelled. On a store failure the model is reloaded from the store."""
-    while True:
-        try:
-            reply = await redis.xread(
-                {stream: stream_cursor(live.model.position)}, count=count, block=block_ms
-            )
-            entries = stream_entries(reply)
-            if entries:
-                await apply_batch(live, store, entries)
-            if len(entries) < count:
-                live.mark_caught_up()
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as error:
-            log.warning("events stream unreachable (%s); retrying", error)
-            await asyncio.sleep(1.0)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("applying a batch failed; reloading the read model from the store")
-            await asyncio.sleep(1.0)
-            await _reload(live, store)
-
-
-async def _reload(live: LiveReadModel, store: ViewStore) -> None:
-    try:
-        live.replace(await asyncio.to_thread(store.load))
-    except Exception:
-        log.exception("reloading the read model failed; will retry")

@@ -11,12 +11,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import queries as q
 from services.projections import rules
+from services.projections.freshness import Freshness
 from services.projections.live import LiveReadModel
+
+AnswerT = TypeVar("AnswerT", bound=q.Answer)
+
+
+class StaleMarker(Protocol):
+    """What the lean path needs of the query context: how fresh the model is."""
+
+    freshness: Freshness
+    refuse_when_stale: bool
+
+    def fresh(self, answer: AnswerT) -> AnswerT: ...
 
 _JSON_HEADER = (b"content-type", b"application/json")
 # printable ASCII without '%' and '+': the raw query string is already its decoded form
@@ -68,11 +81,16 @@ class FastCheck:
     """ASGI middleware: answers a plainly valid check itself, passes anything else on."""
 
     def __init__(
-        self, app: ASGIApp, live: LiveReadModel, clock: Callable[[], datetime]
+        self,
+        app: ASGIApp,
+        live: LiveReadModel,
+        clock: Callable[[], datetime],
+        freshness: StaleMarker,
     ) -> None:
         self.app = app
         self.live = live
         self.clock = clock
+        self.freshness = freshness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -103,11 +121,14 @@ class FastCheck:
                 return None
             parsed = found
         model = self.live.model
+        marker = self.freshness
+        if marker.refuse_when_stale and marker.freshness.stale_lag(model.position) is not None:
+            return None  # the handler refuses it with a 503
         decision = rules.check(
             model, parsed[0].decode(), parsed[1].decode(), parsed[2].decode(), parsed[3],
             self.clock(),
         )
-        return q.query_encoder.encode(q.CheckAnswer(
+        return q.query_encoder.encode(marker.fresh(q.CheckAnswer(
             allowed=decision.allowed, reasons=decision.reasons,
             denied_because=decision.denied_because, position=model.position,
-        ))
+        )))

@@ -7,18 +7,22 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
 import uvloop
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
 
+from services.common.http_server import HttpServer
+from services.common.redis_client import connect
+from services.common.resilience import Backoff, Outage, is_transient
 from services.projections import collector, rules
 from services.projections.api import create_app, served
-from services.projections.consumer import HistoryFold, follow
+from services.projections.consumer import HistoryFold
 from services.projections.event_rows import EventRow
+from services.projections.follower import StreamFollower
+from services.projections.freshness import Freshness
 from services.projections.live import LiveReadModel
 from services.projections.settings import Settings
 from services.projections.views import SqlViewStore, full_batch, open_store
@@ -27,13 +31,17 @@ log = logging.getLogger(__name__)
 REBUILD_CHUNK = 5000
 
 
-def build_app(live: LiveReadModel, settings: Settings) -> Any:
-    # audit queries read the event log through a connection of their own, for the process's life
+def build_app(
+    live: LiveReadModel, settings: Settings, freshness: Freshness, event_log: SqlViewStore
+) -> Any:
+    # audit queries read the event log through connections of their own
     return served(create_app(
         live,
         min_position_wait=settings.min_position_wait,
         ready_lag_seconds=settings.ready_lag_seconds,
-        event_log=open_store(settings.view_store, settings.view_table_prefix),
+        event_log=event_log,
+        freshness=freshness,
+        refuse_when_stale=settings.refuse_when_stale,
     ))
 
 
@@ -66,44 +74,81 @@ def run_async(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-class HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: ``serve`` owns SIGINT/SIGTERM."""
+async def open_with_retry(settings: Settings, stop: asyncio.Event) -> SqlViewStore | None:
+    """The view store, waiting out an outage at start-up (None if asked to stop meanwhile)."""
+    outage, backoff = Outage("view store (start-up)", log), Backoff(cap=5.0)
+    while not stop.is_set():
+        try:
+            store = await asyncio.to_thread(
+                open_store, settings.view_store, settings.view_table_prefix
+            )
+            outage.succeeded()
+            return store
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            outage.failed(error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff.next_delay())
+    return None
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+
+async def load_with_retry(store: SqlViewStore, stop: asyncio.Event) -> rules.ReadModel | None:
+    outage, backoff = Outage("view store (loading)", log), Backoff(cap=5.0)
+    while not stop.is_set():
+        try:
+            model = await asyncio.to_thread(store.load)
+            outage.succeeded()
+            return model
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            outage.failed(error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff.next_delay())
+    return None
 
 
 async def serve_async(settings: Settings) -> None:
-    store = open_store(settings.view_store, settings.view_table_prefix)
-    live = LiveReadModel(await asyncio.to_thread(store.load))
-    live.settle()
-    redis = Redis.from_url(settings.redis_url)
-    listener = listen(settings.http_host, settings.http_port)
-    host, port = listener.getsockname()[:2]
-    server = HttpServer(server_config(build_app(live, settings)))
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-    consumer = asyncio.create_task(
-        follow(
-            redis,
-            settings.events_stream,
-            live,
-            store,
-            count=settings.read_count,
-            block_ms=settings.read_block_ms,
-        )
+        loop.add_signal_handler(signum, stop.set)
+    store = await open_with_retry(settings, stop)
+    event_log = await open_with_retry(settings, stop)
+    model = await load_with_retry(store, stop) if store is not None else None
+    if store is None or event_log is None or model is None:
+        return
+    live = LiveReadModel(model)
+    live.settle()
+    freshness = Freshness(settings.ready_lag_seconds)
+    redis = connect(settings.redis_url)
+    listener = listen(settings.http_host, settings.http_port)
+    host, port = listener.getsockname()[:2]
+    server = HttpServer(server_config(build_app(live, settings, freshness, event_log)))
+    follower = StreamFollower(
+        redis, settings.events_stream, live, store, freshness,
+        count=settings.read_count, block_ms=settings.read_block_ms,
     )
+    following = asyncio.create_task(follower.run(), name="follower")
+    serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     print(f"projections listening on http://{host}:{port} (position {live.position})", flush=True)
     try:
-        await server.serve(sockets=[listener])
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), serving],
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await following
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(follower.flush(3.0), 4.0)
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 3.0)
         await redis.aclose()
-        store.close()
+        for each in (store, event_log):
+            with contextlib.suppress(Exception):
+                each.close()
         listener.close()
 
 

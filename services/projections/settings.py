@@ -22,6 +22,7 @@ class Settings:
     ready_lag_seconds: float = 5.0
     read_count: int = 500
     read_block_ms: int = 1000
+    refuse_when_stale: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -37,6 +38,7 @@ class Settings:
             min_position_wait=float(env.get("APIKEYS_MIN_POSITION_WAIT", cls.min_position_wait)),
             ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
             read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
+            refuse_when_stale=_flag(env.get("APIKEYS_REFUSE_WHEN_STALE", "false")),
         )
 
     @property
@@ -49,3 +51,12 @@ def _split_addr(addr: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"APIKEYS_HTTP_ADDR must be host:port, got {addr!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _flag(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"APIKEYS_REFUSE_WHEN_STALE must be true or false, got {value!r}")

@@ -157,12 +157,17 @@ class SqlViewStore:
         """Write the batch and its position together; False (nothing written) if already there."""
         try:
             with self._transaction() as cur:
+                cur.execute(self._sql("SELECT position FROM {p}position WHERE id = 1"))
+                stored = int(cur.fetchone()[0])
                 cur.execute(
                     self._sql("UPDATE {p}position SET position = ? WHERE id = 1 AND position < ?"),
                     (batch.position, batch.position),
                 )
                 if cur.rowcount != 1:
                     raise _AlreadyApplied
+                if batch.events and batch.events[0][0] <= stored:
+                    # a save whose commit was not confirmed did go through: its log rows stay
+                    batch.events = [row for row in batch.events if row[0] > stored]
                 self._write_rows(cur, batch)
         except _AlreadyApplied:
             return False
@@ -181,11 +186,16 @@ class SqlViewStore:
     def query(self, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement (``{p}`` is the table prefix, ``?`` a parameter)."""
         # one statement reads one snapshot: no write lock (BEGIN IMMEDIATE) for readers
+        with self._reader() as cur:
+            cur.execute(self._sql(text), params)
+            return list(cur.fetchall())
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Any]:
         with self._read_lock:
             cur = self.connection.cursor()
             try:
-                cur.execute(self._sql(text), params)
-                return list(cur.fetchall())
+                yield cur
             finally:
                 cur.close()
 
@@ -342,21 +352,42 @@ class SqliteViewStore(SqlViewStore):
 
 
 class PostgresViewStore(SqlViewStore):
+    """Connections from a pool that checks each one before lending it and replaces broken
+    ones, so the store comes back by itself after PostgreSQL was unreachable."""
+
     placeholder = "%s"
+    POOL_SIZE = 4
+    CONNECT_TIMEOUT = 5
+    WAIT_SECONDS = 5.0
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
-        import psycopg
+        from psycopg_pool import ConnectionPool
 
         super().__init__(prefix)
         conninfo, schema = split_schema(url)
-        options: dict[str, Any] = {"options": f"-c search_path={schema}"} if schema else {}
-        self.connection = psycopg.connect(conninfo, autocommit=True, **options)
+        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT}
+        if schema:
+            options["options"] = f"-c search_path={schema}"
+        self.pool = ConnectionPool(
+            conninfo, kwargs=options, min_size=1, max_size=self.POOL_SIZE,
+            timeout=self.WAIT_SECONDS, check=ConnectionPool.check_connection,
+            reconnect_timeout=float("inf"), open=False, name="apikeys-view-store",
+        )
+        self.pool.open(wait=True, timeout=self.WAIT_SECONDS)
         self.create_tables()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self.connection.transaction(), self.connection.cursor() as cur:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def split_schema(url: str) -> tuple[str, str | None]:

@@ -1,0 +1,161 @@
+"""Follows the events stream with XREAD from the model's position, folds each batch into the
+live model and persists it.
+
+Outages: while Redis is unreachable the model keeps answering from memory; while the view store
+is unreachable the model keeps folding, and everything it applied meanwhile is written in one
+batch once the store answers (reading pauses when that backlog reaches its bound), so the
+store and the memory never diverge for longer than the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+from services.common.lag import parse_watermark, watermark_key
+from services.common.resilience import Backoff, is_transient
+from services.projections import rules
+from services.projections.consumer import fold_entries, stream_cursor, stream_entries
+from services.projections.event_rows import EventRow
+from services.projections.freshness import Freshness
+from services.projections.live import LiveReadModel
+from services.projections.views import Batch, ViewStore, batch_for
+
+log = logging.getLogger(__name__)
+MAX_UNSAVED_EVENTS = 200_000
+
+
+class StreamFollower:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        live: LiveReadModel,
+        store: ViewStore,
+        freshness: Freshness,
+        *,
+        count: int = 500,
+        block_ms: int = 1000,
+        max_unsaved: int = MAX_UNSAVED_EVENTS,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.watermark = watermark_key(stream)
+        self.live = live
+        self.store = store
+        self.freshness = freshness
+        self.count = count
+        self.block_ms = block_ms
+        self.max_unsaved = max_unsaved
+        self.unsaved_touched: list[rules.Touched] = []
+        self.unsaved_rows: list[EventRow] = []
+        self.has_unsaved = False
+        self.saving: asyncio.Task[None] | None = None
+        self.save_backoff = Backoff(base=0.1, cap=2.0)
+        self.next_attempt = 0.0
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        backoff = Backoff(cap=2.0)
+        while True:
+            if len(self.unsaved_rows) >= self.max_unsaved:
+                self.start_save()
+                await asyncio.sleep(0.2)  # enough held in memory: wait for the store
+                continue
+            try:
+                await self.read_once()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if is_transient(error):
+                    self.freshness.stream.failed(error)
+                else:
+                    log.exception("applying a batch failed; reloading the read model")
+                    await self.reload()
+                await asyncio.sleep(backoff.next_delay())
+
+    async def read_once(self) -> int:
+        live = self.live
+        # with changes waiting for the store, do not block long: the save is retried soon
+        block = self.block_ms if not self.has_unsaved else min(self.block_ms, 200)
+        reply = await self.redis.xread(
+            {self.stream: stream_cursor(live.model.position)}, count=self.count, block=block
+        )
+        watermark = parse_watermark(await self.redis.hgetall(self.watermark))
+        self.freshness.stream.succeeded()
+        self.freshness.observed(watermark)
+        entries = stream_entries(reply)
+        if entries:
+            before = live.model.position
+            self.unsaved_touched.extend(fold_entries(live.model, entries, self.unsaved_rows))
+            if live.model.position > before:
+                self.has_unsaved = True
+                live.advanced()
+        self.start_save()
+        if len(entries) < self.count:
+            live.mark_caught_up()
+        return len(entries)
+
+    @property
+    def saved(self) -> bool:
+        """Everything applied in memory is in the store."""
+        return not self.has_unsaved and self.saving is None
+
+    def start_save(self) -> None:
+        """Write every change applied since the last save, in a thread, while folding goes
+        on; during a store outage, attempts are spaced out with backoff."""
+        if not self.has_unsaved or self.saving is not None:
+            return
+        if asyncio.get_running_loop().time() < self.next_attempt:
+            return
+        touched, rows = self.unsaved_touched, self.unsaved_rows
+        batch = batch_for(self.live.model, touched, rows)
+        self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
+        self.saving = asyncio.create_task(self._save(batch, touched, rows))
+
+    async def _save(
+        self, batch: Batch, touched: list[rules.Touched], rows: list[EventRow]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self.store.save, batch)
+            self.freshness.store.succeeded()
+            self.save_backoff.reset()
+        except Exception as error:
+            # put the changes back, before anything folded since
+            self.unsaved_touched = touched + self.unsaved_touched
+            self.unsaved_rows = rows + self.unsaved_rows
+            self.has_unsaved = True
+            self.next_attempt = loop.time() + self.save_backoff.next_delay()
+            if is_transient(error):
+                self.freshness.store.failed(error)
+            else:
+                log.exception("saving the read model failed")
+                self.freshness.store.failed(error)
+        finally:
+            self.saving = None
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait (bounded) until everything applied is stored; True when it is."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.saved and asyncio.get_running_loop().time() < deadline:
+            self.next_attempt = 0.0
+            self.start_save()
+            if self.saving is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self.saving), 1.0)
+            else:
+                await asyncio.sleep(0.05)
+        return self.saved
+
+    async def reload(self) -> None:
+        try:
+            self.live.replace(await asyncio.to_thread(self.store.load))
+            self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
+        except Exception as error:
+            self.freshness.store.failed(error)
+            log.exception("reloading the read model failed; will retry")

@@ -1,0 +1,56 @@
+"""How current the projection is: what the keys service has stored (its watermark in Redis),
+how far behind that the live model is, and whether the stream and the store answer.
+
+Read by /ready and by every query answer (``stale``, ``lag_seconds``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from services.common.lag import LagTracker
+from services.common.resilience import Outage
+
+log = logging.getLogger(__name__)
+
+
+class Freshness:
+    def __init__(self, ready_lag_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self.ready_lag_seconds = ready_lag_seconds
+        self.clock = clock
+        self.lag = LagTracker()
+        self.stream = Outage("Redis (events stream)", log)
+        self.store = Outage("view store", log)
+        self.last_contact = clock()
+
+    def observed(self, watermark: tuple[int, float] | None) -> None:
+        """A successful read of the stream and the watermark."""
+        self.last_contact = self.clock()
+        if watermark is not None:
+            self.lag.observe(*watermark)
+
+    def lag_seconds(self, position: int) -> float:
+        """Age of the oldest stored event not applied yet; while Redis is unreachable nobody
+        can tell, so the time since it last answered counts too (never understated)."""
+        now = self.clock()
+        lag = self.lag.lag_seconds(position, now)
+        if self.stream.is_down:
+            lag = max(lag, now - self.last_contact)
+        return round(lag, 3)
+
+    def stale_lag(self, position: int) -> float | None:
+        """The lag when it is over the ready lag (answers then say ``stale``), else None."""
+        lag = self.lag_seconds(position)
+        return lag if lag > self.ready_lag_seconds else None
+
+    def not_ready_because(self, position: int) -> str | None:
+        if self.stream.is_down:
+            return "events stream unreachable"
+        if self.store.is_down:
+            return "view store unreachable"
+        lag = self.lag_seconds(position)
+        if lag > self.ready_lag_seconds:
+            return f"behind what is stored by {lag:.1f} s"
+        return None
