@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,15 +13,19 @@ from pathlib import Path
 from contracts.tokens import new_token, token_hint, token_sha256
 from services.embedded_redis import EmbeddedRedis, redis_cli_binary
 from services.projections.audit_cli import add_commands as add_audit_commands
+from services.supervisor import Child, Supervisor, spawn
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6380
 
 
-def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_for_health(url: str, child: Child, supervisor: Supervisor, timeout: float = 60.0
+                    ) -> None:
+    """Wait for ``url`` to answer 200 (``/health``: the process is up, not that every
+    dependency is), restarting the child meanwhile if it exits."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a service exited with code {process.returncode} before {url}")
+    while time.monotonic() < deadline and not supervisor.stopping:
+        if not supervisor._look_after(child):
+            raise SystemExit(f"{child.name} keeps failing before {url} answers")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
                 if response.status == 200:
@@ -30,54 +33,57 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float =
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
+    if not supervisor.stopping:
+        raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
 
 
 def run(_: argparse.Namespace) -> int:
-    """Everything on this machine, in the foreground, until Ctrl-C."""
+    """Everything on this machine, in the foreground, until Ctrl-C or SIGTERM."""
     env = dict(os.environ)
     var = Path(env.get("APIKEYS_VAR_DIR", "var"))
+    supervisor = Supervisor()
+    supervisor.install_signal_handlers()
     redis: EmbeddedRedis | None = None
-    if not env.get("REDIS_URL"):
-        port = int(env.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT))
-        redis = EmbeddedRedis(var / "redis", port).start()
-        env["REDIS_URL"] = redis.url
-        print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)", flush=True)
-    else:
-        print(f"redis        {env['REDIS_URL']}", flush=True)
-    env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
-    env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
-    http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
-    keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
-    children: list[subprocess.Popen[bytes]] = []
     try:
-        keys = subprocess.Popen([sys.executable, "-m", "services.keys"], env=env)
-        children.append(keys)
-        wait_for_health(f"http://{keys_health}/health", keys)
+        if not env.get("REDIS_URL"):
+            port = int(env.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT))
+            redis = EmbeddedRedis(var / "redis", port)
+            embedded = redis
+            supervisor.add(Child("redis", lambda: _started(embedded), stop_last=True))
+            env["REDIS_URL"] = redis.url
+            print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)",
+                  flush=True)
+        else:
+            print(f"redis        {env['REDIS_URL']}", flush=True)
+        env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
+        env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
+        http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
+        keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
+        keys = supervisor.add(Child(
+            "keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env)
+        ))
+        wait_for_health(f"http://{keys_health}/health", keys, supervisor)
         print(f"keys         event store {env['APIKEYS_EVENT_STORE']}", flush=True)
-        projections = subprocess.Popen([sys.executable, "-m", "services.projections"], env=env)
-        children.append(projections)
-        wait_for_health(f"http://{http_addr}/health", projections)
-        print(f"projections  view store {env['APIKEYS_VIEW_STORE']}", flush=True)
-        print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        return 1
-    except KeyboardInterrupt:
-        print("stopping", flush=True)
-        return 0
+        projections = supervisor.add(Child(
+            "projection service",
+            lambda: spawn([sys.executable, "-m", "services.projections"], env),
+        ))
+        wait_for_health(f"http://{http_addr}/health", projections, supervisor)
+        if not supervisor.stopping:
+            print(f"projections  view store {env['APIKEYS_VIEW_STORE']}", flush=True)
+            print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)",
+                  flush=True)
+        return supervisor.watch()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in reversed(children):
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop_all()
         if redis is not None:
             redis.stop()
+
+
+def _started(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:
+    redis.start()
+    assert redis.process is not None
+    return redis.process
 
 
 def serve_keys(_: argparse.Namespace) -> int:

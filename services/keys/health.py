@@ -22,7 +22,7 @@ from services.keys.event_store import ApiKeysApplication
 from services.keys.relay import stream_top_position
 
 log = logging.getLogger(__name__)
-PROBE_SECONDS = 0.5
+PROBE_SECONDS = 1.0
 STORE_PROBE_TIMEOUT = 2.0
 
 
