@@ -33,3 +33,19 @@ def test_compose_accepts_the_file_and_it_describes_every_part() -> None:
     config = subprocess.run([*command, "config"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout
     assert "appendonly" in config and "APIKEYS_EVENT_STORE" in config
+
+
+def test_every_service_has_a_health_check_restarts_and_waits_for_healthy_dependencies() -> None:
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"redis", "postgres", "keys", "projections"}
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"], name
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services
+            assert condition == {"condition": "service_healthy"}, name
+    assert set(services["keys"]["depends_on"]) == {"redis", "postgres"}
+    assert set(services["projections"]["depends_on"]) == {"redis", "postgres", "keys"}
+    assert "/health" in " ".join(services["keys"]["healthcheck"]["test"])
