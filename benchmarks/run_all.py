@@ -2,8 +2,9 @@
 same-run baseline and ratio, also written as JSON to benchmarks/results/latest.json.
 
     .venv/bin/python benchmarks/run_all.py            # everything (a few minutes)
-    .venv/bin/python benchmarks/run_all.py --quick    # under a minute: end-to-end commands/s on
-                                                      # SQLite and HTTP checks/s, with baselines
+    .venv/bin/python benchmarks/run_all.py --quick    # about a minute: end-to-end commands/s on
+                                                      # SQLite, HTTP checks/s and idle CPU
+                                                      # (5 s window), with baselines
 Options: --postgres URL (default postgresql://postgres@127.0.0.1:5432/test; 'none' to skip).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import pipeline  # noqa: E402
+from benchmarks import idle_cpu, pipeline  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -79,6 +80,7 @@ def main() -> None:
         else args.postgres
     rows = pipeline.figures(args.quick, postgres)
     rows += check_rows(args.quick)
+    rows.append(idle_cpu.row(seconds=5.0 if args.quick else 10.0))
     print_table(rows)
     for row in rows:
         if "cpu_share" in row:
