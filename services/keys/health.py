@@ -31,7 +31,9 @@ class Readiness:
     started: bool = False
     store: Outage = field(default_factory=lambda: Outage("event store (probe)", log))
     redis: Outage = field(default_factory=lambda: Outage("Redis (probe)", log))
-    others: list[Outage] = field(default_factory=list)  # the consumer's own view of outages
+    # the consumer's own views: down while a batch in hand waits for the store or Redis
+    store_users: list[Outage] = field(default_factory=list)
+    redis_users: list[Outage] = field(default_factory=list)
     lag: LagTracker = field(default_factory=LagTracker)
     published_position: int = 0
     relay_lag_seconds: float = 0.0
@@ -40,9 +42,9 @@ class Readiness:
     def reason(self) -> str | None:
         if not self.started:
             return "starting"
-        if self.store.is_down or any(o.is_down and "store" in o.name for o in self.others):
+        if any(o.is_down for o in (self.store, *self.store_users)):
             return "event store unreachable"
-        if self.redis.is_down or any(o.is_down and "Redis" in o.name for o in self.others):
+        if any(o.is_down for o in (self.redis, *self.redis_users)):
             return "redis unreachable"
         if self.relay_lag_seconds > self.max_relay_lag_seconds:
             return f"stored events unpublished for {self.relay_lag_seconds:.1f} s"

@@ -90,18 +90,20 @@ class KeysService:
         self.consumer = consumer
         if self.stop_requested.is_set():
             raise ServiceStopped
-        self.readiness.others.extend([consumer.redis_outage, consumer.store_outage])
+        self.readiness.store_users.append(consumer.store_outage)
+        self.readiness.redis_users.append(consumer.redis_outage)
         recovered = await consumer.recover_own_pending()
         if recovered:
             log.warning("recovered %d pending command entries", recovered)
-        broker_outage = Outage("Redis (commands reader)", log)
-        self.readiness.others.append(broker_outage)
-        broker = build_broker(settings, consumer, broker_outage)
+        # the reader's errors are logged once per outage; the upkeep loop's calls tell when
+        # Redis answers again (readiness has its own probe)
+        reader_outage = Outage("Redis (commands reader)", log)
+        broker = build_broker(settings, consumer, reader_outage)
         await self._retry(broker.start)
         self.broker = broker
         self.tasks.append(
             asyncio.create_task(
-                look_after_pending(consumer, Outage("Redis (pending upkeep)", log)), name="upkeep"
+                look_after_pending(consumer, reader_outage), name="upkeep"
             )
         )
         self.readiness.started = True

@@ -7,6 +7,7 @@ below the stored one changes nothing, so re-applying events after a crash has no
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -349,6 +350,10 @@ class SqliteViewStore(SqlViewStore):
             cur.execute("COMMIT")
         finally:
             cur.close()
+
+
+# the pool logs every failed attempt; the follower logs an outage once when it starts and ends
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 class PostgresViewStore(SqlViewStore):
