@@ -1,0 +1,114 @@
+"""Pure pieces of riding out outages: lag from watermarks, backoff bounds, which errors are
+transient, the keys service's readiness answer."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
+from hypothesis import given
+from hypothesis import strategies as st
+from redis import exceptions as redis_errors
+
+from services.common.lag import LagTracker, parse_watermark
+from services.common.resilience import Backoff, Outage, is_transient
+from services.keys.health import Readiness
+
+pytestmark = pytest.mark.unit
+
+
+class TestLag:
+    def test_no_watermark_means_no_lag(self):
+        assert LagTracker().lag_seconds(reached=0, now=100.0) == 0.0
+
+    def test_the_lag_is_the_age_of_the_oldest_unreached_watermark(self):
+        lag = LagTracker()
+        lag.observe(10, stored_at=100.0)
+        lag.observe(20, stored_at=104.0)
+        assert lag.lag_seconds(reached=5, now=110.0) == 10.0
+        assert lag.lag_seconds(reached=10, now=110.0) == 6.0
+        assert lag.lag_seconds(reached=20, now=110.0) == 0.0
+
+    def test_an_older_or_equal_watermark_changes_nothing(self):
+        lag = LagTracker()
+        lag.observe(20, stored_at=100.0)
+        lag.observe(15, stored_at=50.0)
+        assert lag.stored_position == 20 and lag.lag_seconds(0, 101.0) == 1.0
+
+    @given(st.lists(st.tuples(st.integers(1, 10_000), st.floats(0, 1000)), max_size=300))
+    def test_it_stays_bounded_and_never_understates(self, marks):
+        lag = LagTracker(limit=16)
+        for position, at in sorted(marks):
+            lag.observe(position, at)
+        assert len(lag._unreached) <= 16
+        unreached = [at for position, at in sorted(marks) if position > 0]
+        if unreached:
+            assert lag.lag_seconds(0, 2000.0) >= 2000.0 - max(unreached) - 1e-9
+
+    def test_parse_watermark(self):
+        assert parse_watermark({b"position": b"7", b"stored_at": b"12.5"}) == (7, 12.5)
+        assert parse_watermark({}) is None and parse_watermark({b"position": b"1"}) is None
+
+
+class TestBackoff:
+    @given(st.integers(0, 100))
+    def test_delays_are_capped(self, attempts):
+        backoff = Backoff(base=0.05, cap=2.0)
+        delays = [backoff.next_delay() for _ in range(attempts + 1)]
+        assert all(0 < d <= 2.0 for d in delays)
+
+    def test_reset_starts_over(self):
+        backoff = Backoff(base=0.1, cap=10.0)
+        for _ in range(10):
+            backoff.next_delay()
+        backoff.reset()
+        assert backoff.next_delay() <= 0.1
+
+
+class TestTransient:
+    @pytest.mark.parametrize("error", [
+        redis_errors.ConnectionError("x"), redis_errors.TimeoutError("x"),
+        OperationalError("x"), sqlite3.OperationalError("database is locked"),
+        ConnectionRefusedError(), redis_errors.ResponseError("LOADING Redis is loading"),
+    ])
+    def test_outages_are_transient(self, error):
+        assert is_transient(error)
+
+    @pytest.mark.parametrize("error", [
+        IntegrityError("conflict"), ValueError("bug"), redis_errors.ResponseError("NOGROUP"),
+        KeyError("x"),
+    ])
+    def test_conflicts_and_bugs_are_not(self, error):
+        assert not is_transient(error)
+
+
+class TestOutage:
+    def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(self, caplog):
+        outage = Outage("Redis", logging.getLogger("test.outage"))
+        with caplog.at_level(logging.WARNING, logger="test.outage"):
+            for _ in range(5):
+                outage.failed(ConnectionError("refused"))
+            assert outage.is_down
+            for _ in range(3):
+                outage.succeeded()
+        assert [r.getMessage().split(" (")[0].split(" again")[0] for r in caplog.records] == [
+            "Redis unreachable", "Redis reachable"]
+
+
+class TestReadiness:
+    def test_reasons_in_order(self):
+        ready = Readiness(max_relay_lag_seconds=10)
+        assert ready.answer()[1]["reason"] == "starting"
+        ready.started = True
+        assert ready.answer() == (200, {"status": "ready", "stored_position": 0,
+                                        "published_position": 0, "reason": None})
+        ready.relay_lag_seconds = 11
+        assert ready.answer()[0] == 503 and "unpublished" in ready.answer()[1]["reason"]
+        ready.redis.failed(ConnectionError("refused"))
+        assert ready.answer()[1]["reason"] == "redis unreachable"
+        in_hand = Outage("event store", logging.getLogger("test"))
+        ready.store_users.append(in_hand)
+        in_hand.failed(ConnectionError("refused"))
+        assert ready.answer()[1]["reason"] == "event store unreachable"
