@@ -1,0 +1,172 @@
+"""Services as subprocesses of a test, each in its own process group, and nothing left after.
+
+Every process a harness starts carries the environment variable ``FAULT_TEST_MARKER`` set to a
+value unique to the test; descendants inherit it, so even an orphan that left its group (such
+as the embedded redis-server of ``apikeys run``, which gets a session of its own) is found by
+that tag at teardown. Processes are never looked up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+MARKER_VARIABLE = "FAULT_TEST_MARKER"
+# settings of the environment the tests run in must not leak into the services under test
+LEAKY_PREFIXES = ("APIKEYS_", "REDIS_URL", "POSTGRES_")
+
+
+class ManagedProcess:
+    def __init__(self, name: str, popen: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.name = name
+        self.popen = popen
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe(self) -> str:
+        state = "running" if self.alive() else f"exited {self.popen.returncode}"
+        return f"{self.name} (pid {self.pid}, {state}, log {self.log_path}):\n{self.log_tail()}"
+
+
+class ProcessHarness:
+    def __init__(self, workdir: Path, marker: str) -> None:
+        self.workdir = workdir
+        self.marker = marker
+        self.started: list[ManagedProcess] = []
+
+    def env(self, **settings: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+        return {**base, MARKER_VARIABLE: self.marker, **settings}
+
+    def start(self, name: str, args: Sequence[str], env: dict[str, str]) -> ManagedProcess:
+        log_path = self.workdir / f"{name}.log"
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                list(args), env={**env, MARKER_VARIABLE: self.marker}, cwd=self.workdir,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = ManagedProcess(name, popen, log_path)
+        self.started.append(process)
+        return process
+
+    def python(self, name: str, module_args: Sequence[str], env: dict[str, str]
+               ) -> ManagedProcess:
+        return self.start(name, [sys.executable, "-m", *module_args], env)
+
+    def run_cli(self, args: Sequence[str], env: dict[str, str], timeout: float = 120.0
+                ) -> subprocess.CompletedProcess[str]:
+        """``python -m services.cli ...`` to completion, in its own group, output captured."""
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env={**env, MARKER_VARIABLE: self.marker}, cwd=self.workdir, capture_output=True,
+            text=True, timeout=timeout, start_new_session=True, check=False,
+        )
+
+    def marked_processes(self) -> list[psutil.Process]:
+        """Every live process carrying this test's marker (zombies count as gone)."""
+        found = []
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if process.environ().get(MARKER_VARIABLE) == self.marker:
+                    found.append(process)
+        return found
+
+    def kill_everything(self) -> list[str]:
+        """SIGKILL every group started and every descendant or marked process; return a
+        description of whatever is still alive afterwards (empty when all is gone)."""
+        for _ in range(3):  # a supervisor may have started a child between the scan and the kill
+            victims = self._descendants() + self.marked_processes()
+            for managed in self.started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(managed.pid, signal.SIGKILL)
+            for victim in victims:
+                with contextlib.suppress(psutil.Error):
+                    victim.kill()
+            for managed in self.started:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    managed.popen.wait(timeout=5)
+            wait_gone(victims, timeout=5)
+            time.sleep(0.1)
+            if not self.marked_processes():
+                break
+        return [describe_process(p) for p in self.marked_processes()]
+
+    def _descendants(self) -> list[psutil.Process]:
+        found = []
+        for managed in self.started:
+            with contextlib.suppress(psutil.Error):
+                found.extend(psutil.Process(managed.pid).children(recursive=True))
+        return found
+
+
+def describe_process(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid} {' '.join(process.cmdline())[:160]}"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def is_gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def wait_gone(processes: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has ended (a zombie counts as ended, whoever its parent);
+    return those still alive at the timeout."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in processes if not is_gone(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if not is_gone(p)]
+    return alive
+
+
+def children_running(parent_pid: int, module: str) -> list[psutil.Process]:
+    """Live children of ``parent_pid`` whose command line runs ``python -m <module>``."""
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(parent_pid).children():
+            with contextlib.suppress(psutil.Error):
+                cmdline = child.cmdline()
+                if not is_gone(child) and "-m" in cmdline and module in cmdline:
+                    found.append(child)
+    return found
+
+
+def relay_children(keys_pid: int) -> list[psutil.Process]:
+    """The keys service's relay: its child process that is not multiprocessing's resource
+    tracker (a helper process that ``spawn`` starts beside it)."""
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(keys_pid).children():
+            with contextlib.suppress(psutil.Error):
+                if not is_gone(child) and "resource_tracker" not in " ".join(child.cmdline()):
+                    found.append(child)
+    return found

@@ -1,0 +1,143 @@
+"""The suite's own machinery: the proxy, the AOF Redis restart and the process cleanup work,
+so a failing fault test points at the product, not at the harness."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.faults.checks import events_stream_problems, position_order_problems, result_problems
+from tests.faults.load import ACCEPTED, DUPLICATE, REJECTED, Sent, build_plan
+from tests.faults.processes import ProcessHarness
+from tests.faults.proxy import TcpProxy
+from tests.faults.redis_server import RestartableRedis
+
+pytestmark = pytest.mark.faults
+
+FAST_ERROR_SECONDS = 0.5
+
+
+def client_through(proxy: TcpProxy, timeout: float = 5.0) -> redis.Redis:
+    """A client that does not retry: each error it raises is the proxy's own, as fast."""
+    return redis.Redis(port=proxy.port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                       retry=Retry(NoBackoff(), 0))
+
+
+def fails_fast(client: redis.Redis) -> float:
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+    return time.monotonic() - started
+
+
+def test_the_proxy_forwards_cuts_fast_both_ways_and_restores(
+    fault_redis: RestartableRedis, tcp_proxy: Callable[[str, int], TcpProxy]
+) -> None:
+    proxy = tcp_proxy("127.0.0.1", fault_redis.port)
+    client = client_through(proxy)
+    assert client.ping() is True
+    blocked = client_through(proxy, timeout=10)
+    blocked.ping()
+    assert proxy.open_connections == 2
+
+    proxy.cut()
+    assert proxy.open_connections == 0
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        blocked.execute_command("BLPOP", "nothing", 5)  # an open connection fails at once
+    assert time.monotonic() - started < FAST_ERROR_SECONDS
+    client.connection_pool.disconnect()
+    assert fails_fast(client) < FAST_ERROR_SECONDS  # and so does a new one
+    direct = fault_redis.client()
+    deadline = time.monotonic() + 2
+    while len(direct.client_list()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(direct.client_list()) == 1  # Redis saw the proxied connections end too
+
+    proxy.restore()
+    assert client.ping() is True
+
+
+def test_redis_comes_back_from_its_aof_after_sigkill(fault_redis: RestartableRedis) -> None:
+    client = fault_redis.client()
+    for n in range(200):
+        client.xadd("s", {"n": n})
+    fault_redis.kill()
+    with pytest.raises(redis.ConnectionError):
+        fault_redis.client(timeout=0.5).ping()
+    fault_redis.start()
+    assert fault_redis.client().xlen("s") == 200
+
+
+def test_teardown_kills_groups_descendants_and_orphans(tmp_path: Path, unique: str) -> None:
+    harness = ProcessHarness(tmp_path, marker=f"self-{unique}")
+    # a child that starts an orphan in a session of its own (out of its group), then waits
+    script = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+        " start_new_session=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = harness.start("parent", [sys.executable, "-c", script], harness.env())
+    deadline = time.monotonic() + 10
+    while len(harness.marked_processes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tagged = harness.marked_processes()
+    assert len(tagged) == 2
+    assert harness.kill_everything() == []
+    assert not parent.alive()
+    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in tagged)
+
+
+def sent_plan(total: int) -> list[Sent]:
+    plan = build_plan("org-x", total)
+    return [Sent(planned, f"1-{n}", 0.0) for n, planned in enumerate(plan.commands)]
+
+
+def true_results(sent: list[Sent]) -> list[dict[str, Any]]:
+    results = []
+    for position, item in enumerate(sent, start=1):
+        result: dict[str, Any] = {"command_id": item.planned.command_id,
+                                  "status": item.planned.status}
+        if item.planned.status == ACCEPTED:
+            result["position"] = position
+        if item.planned.error_code:
+            result["error"] = {"code": item.planned.error_code}
+        results.append(result)
+    return results
+
+
+def test_the_result_checks_catch_a_lost_a_repeated_and_a_wrong_result() -> None:
+    sent = sent_plan(300)
+    results = true_results(sent)
+    assert {s.planned.status for s in sent} == {ACCEPTED, DUPLICATE, REJECTED}
+    assert result_problems(sent, results) == []
+    assert position_order_problems(sent, results) == []
+    assert result_problems(sent, results[:-1])  # one lost
+    assert result_problems(sent, [*results, results[40]])  # one answered twice
+    duplicate = next(r for r in results if r["status"] == DUPLICATE)
+    assert result_problems(sent, [r if r is not duplicate else {**r, "status": ACCEPTED}
+                                  for r in results])
+    swapped = [dict(r) for r in results]
+    swapped[20]["position"], swapped[30]["position"] = (swapped[30]["position"],
+                                                        swapped[20]["position"])
+    assert position_order_problems(sent, swapped)
+
+
+def test_the_events_check_catches_a_lost_a_repeated_and_a_reordered_event() -> None:
+    stored = [{"position": p, "type": "ApiKeyCreated", "key_id": f"k{p}"} for p in (3, 5, 8)]
+    published = [(f"{e['position']}-1", dict(e)) for e in stored]
+    assert events_stream_problems(stored, published) == []
+    assert events_stream_problems(stored, published[:-1])
+    assert events_stream_problems(stored, [*published[:2], ("5-2", stored[1]), published[2]])
+    assert events_stream_problems(stored, [published[1], published[0], published[2]])
+    assert events_stream_problems(stored, [*published[:2], ("8-1", {**stored[2], "key_id": "x"})])
