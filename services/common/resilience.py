@@ -3,11 +3,14 @@ each outage once (when it starts and when it ends), never once per retry."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from eventsourcing import persistence
 from redis import exceptions as redis_errors
@@ -102,3 +105,34 @@ class Outage:
 def _short(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
     return text[:200]
+
+
+class Stopping(Exception):
+    """The service is stopping while waiting out an outage: the work in hand is left undone
+    (for the next start to do)."""
+
+
+T = TypeVar("T")
+
+
+async def keep_trying(
+    call: Callable[[], Awaitable[T]],
+    outage: Outage,
+    stopping: Callable[[], bool],
+    backoff: Backoff | None = None,
+) -> T:
+    """``call()`` until it does not fail transiently (backoff in between, the outage logged
+    once); raises ``Stopping`` if asked to stop meanwhile. Use it for idempotent calls only."""
+    backoff = backoff or Backoff(cap=2.0)
+    while True:
+        try:
+            value = await call()
+            outage.succeeded()
+            return value
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            outage.failed(error)
+        if stopping():
+            raise Stopping
+        await asyncio.sleep(backoff.next_delay())

@@ -25,12 +25,11 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from contracts.results import CommandResult, DeadLetter, result_encoder
-from contracts.streams import DATA_FIELD
-from services.common.lag import RAISE_WATERMARK, watermark_key
-from services.common.resilience import Backoff, Outage, is_transient
+from contracts.results import CommandResult, DeadLetter
+from services.common.resilience import Backoff, Outage, Stopping, is_transient, keep_trying
 from services.keys.application import CommandProcessor, Entry
 from services.keys.intake import Refused, read_entry
+from services.keys.replies import Replies, dead_letter, failures_key, text
 from services.keys.settings import KeysSettings
 
 log = logging.getLogger(__name__)
@@ -40,21 +39,12 @@ RawEntry = tuple[bytes, dict[bytes, bytes]]
 HOLD_CLAIM_SECONDS = 5.0
 
 
-class Stopping(Exception):
-    """The service is stopping while waiting out an outage: the entries stay pending."""
-
-
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     try:
         await redis.xgroup_create(stream, group, id="0", mkstream=True)
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
-
-
-def failures_key(settings: KeysSettings) -> str:
-    """A hash of entry id -> handling failures (outages do not count), per group."""
-    return f"{settings.commands_stream}.failures.{settings.group}"
 
 
 class CommandConsumer:
@@ -75,6 +65,7 @@ class CommandConsumer:
         self.stopping = False
         self.redis_outage = Outage("Redis (commands)", log)
         self.store_outage = Outage("event store", log)
+        self.replies = Replies(settings, redis, self.redis_outage, lambda: self.stopping)
         self.parked: set[str] = set()  # left pending after failing: not lost, retried later
         self._acked: OrderedDict[str, None] = OrderedDict()  # recently answered entry ids
         self._acked_limit = max(100_000, settings.batch_size * 20)
@@ -236,76 +227,16 @@ class CommandConsumer:
         acked: list[str],
         stored_position: int | None = None,
     ) -> None:
-        """Results, dead letters, XACK and watermark in one MULTI/EXEC, retried until Redis
-        answers. A failed EXEC whose entries are no longer pending did go through."""
-        settings = self.settings
-        backoff = Backoff(cap=2.0)
-        attempted = False
-        while True:
-            try:
-                if attempted and acked and not await self._still_pending(acked):
-                    break
-                attempted = True
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    for result in results:
-                        pipe.xadd(settings.results_stream, _fields(result))
-                    for letter in dead:
-                        pipe.xadd(settings.dead_letter_stream, _fields(letter))
-                    if acked:
-                        pipe.xack(settings.commands_stream, settings.group, *acked)
-                        pipe.hdel(failures_key(settings), *acked)
-                    if stored_position is not None:
-                        pipe.eval(
-                            RAISE_WATERMARK,
-                            1,
-                            watermark_key(settings.events_stream),
-                            stored_position,
-                            f"{time.time():.6f}",
-                        )
-                    await pipe.execute()
-                self.redis_outage.succeeded()
-                break
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.redis_outage.failed(error)
-            if self.stopping:
-                raise Stopping
-            await asyncio.sleep(backoff.next_delay())
+        await self.replies.send(results, dead, acked, stored_position)
         for entry_id in acked:
             self.parked.discard(entry_id)
             self._acked[entry_id] = None
         while len(self._acked) > self._acked_limit:
             self._acked.popitem(last=False)
 
-    async def _still_pending(self, entry_ids: list[str]) -> bool:
-        first, last = min(entry_ids, key=_id_key), max(entry_ids, key=_id_key)
-        pending = await self.redis.xpending_range(
-            self.settings.commands_stream,
-            self.settings.group,
-            min=first,
-            max=last,
-            count=len(entry_ids) + 100,
-            consumername=self.settings.consumer,
-        )
-        wanted = set(entry_ids)
-        return any(_text(p["message_id"]) in wanted for p in pending)
-
     async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One idempotent Redis call, retried with backoff until it answers or we stop."""
-        backoff = Backoff(cap=2.0)
-        while True:
-            try:
-                value = await call()
-                self.redis_outage.succeeded()
-                return value
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.redis_outage.failed(error)
-            if self.stopping:
-                raise Stopping
-            await asyncio.sleep(backoff.next_delay())
+        """One idempotent Redis call, retried until it answers (or we stop)."""
+        return await keep_trying(call, self.redis_outage, lambda: self.stopping)
 
     # -- own pending entries -------------------------------------------------------------------
 
@@ -322,7 +253,7 @@ class CommandConsumer:
                 consumername=self.settings.consumer,
             )
         )
-        return any(_text(p["message_id"]) not in self.parked for p in pending)
+        return any(text(p["message_id"]) not in self.parked for p in pending)
 
     async def lost_entries_idle(self, idle_ms: int) -> bool:
         """Whether own entries not parked have been pending longer than ``idle_ms``."""
@@ -335,7 +266,7 @@ class CommandConsumer:
             consumername=self.settings.consumer,
             idle=idle_ms,
         )
-        return any(_text(p["message_id"]) not in self.parked for p in pending)
+        return any(text(p["message_id"]) not in self.parked for p in pending)
 
     async def _recover_own_pending(self) -> int:
         total, start = 0, "0"
@@ -390,28 +321,3 @@ def datas_by_id(
     entry_ids: list[str], datas: Sequence[dict[bytes, bytes]]
 ) -> dict[str, dict[bytes, bytes]]:
     return dict(zip(entry_ids, datas, strict=True))
-
-
-def dead_letter(
-    settings: KeysSettings, entry_id: str, data: dict[bytes, bytes], failures: int
-) -> DeadLetter:
-    return DeadLetter(
-        entry_id=entry_id,
-        stream=settings.commands_stream,
-        reason=f"handling failed {failures} times",
-        payload=data.get(DATA_FIELD.encode(), b"").decode("utf-8", errors="replace"),
-        deliveries=failures,
-    )
-
-
-def _fields(message: CommandResult | DeadLetter) -> dict[Any, Any]:
-    return {DATA_FIELD: result_encoder.encode(message)}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
