@@ -7,15 +7,11 @@ below the stored one changes nothing, so re-applying events after a crash has no
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -269,146 +265,13 @@ class _AlreadyApplied(Exception):
     """Raised inside a transaction to roll it back when the batch's position is not new."""
 
 
-class SqliteViewStore(SqlViewStore):
-    def __init__(self, path: str, prefix: str = DEFAULT_PREFIX) -> None:
-        super().__init__(prefix)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        # The rows and the position commit together, so a power cut can only take the view back
-        # to an earlier position, which the consumer then replays: WAL's NORMAL is enough here
-        # (the event store, the source of truth, keeps FULL).
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        self.connection.execute("PRAGMA busy_timeout=10000")
-        self.create_tables()
-
-    def _ddl(self, statement: str) -> str:
-        # the event log keyed by its rowid: one b-tree fewer to write than a separate key index
-        return statement.replace("position BIGINT PRIMARY KEY", "position INTEGER PRIMARY KEY")
-
-    @contextlib.contextmanager
-    def _rollback_journal(self) -> Iterator[None]:
-        """A rebuild writes whole new tables: a rollback journal records only the few pages it
-        overwrites, where WAL would write every new page twice (log, then checkpoint). SQLite
-        stays in WAL when another connection has the database open; either way is correct.
-        A rollback journal is only safe from power loss at synchronous=FULL."""
-        connection = self.connection
-        connection.execute("PRAGMA busy_timeout=0")  # in use elsewhere: do not wait, keep WAL
-        try:
-            connection.execute("PRAGMA journal_mode=DELETE")
-        except sqlite3.OperationalError:
-            pass
-        finally:
-            connection.execute("PRAGMA busy_timeout=10000")
-        connection.execute("PRAGMA synchronous=FULL")
-        try:
-            yield
-        finally:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-
-    def replace(self, batch: Batch) -> None:
-        """Replace everything by the batch (a rebuild), in one transaction: the rows go into new
-        tables, in key order and without secondary indexes, which then take the old tables'
-        place and get their indexes; a reader sees the old content until the commit."""
-        tables = {
-            table: next(s for s in _SCHEMA if s.startswith(f"{_CREATE_TABLE}{table} ("))
-            for table in _REPLACED
-        }
-        indexes = [
-            s for s in _SCHEMA
-            if s.startswith(_CREATE_INDEX) and any(f" ON {{p}}{t} (" in s for t in _REPLACED)
-        ]
-        with collector.paused(), self._rollback_journal(), self._transaction() as cur:
-            for table, statement in tables.items():
-                cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}_new"))
-                fresh = statement.replace(
-                    f"{_CREATE_TABLE}{table} (", f"CREATE TABLE {{p}}{table}_new ("
-                )
-                cur.execute(self._sql(self._ddl(fresh)))
-            self._write_rows(cur, batch, replacing=True, suffix="_new")
-            for table in tables:
-                cur.execute(self._sql(f"DROP TABLE {{p}}{table}"))
-                cur.execute(self._sql(f"ALTER TABLE {{p}}{table}_new RENAME TO {{p}}{table}"))
-            for statement in indexes:
-                cur.execute(self._sql(statement))
-            cur.execute(
-                self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
-            )
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        cur = self.connection.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        else:
-            cur.execute("COMMIT")
-        finally:
-            cur.close()
-
-
-# the pool logs every failed attempt; the follower logs an outage once when it starts and ends
-logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-
-
-class PostgresViewStore(SqlViewStore):
-    """Connections from a pool that checks each one before lending it and replaces broken
-    ones, so the store comes back by itself after PostgreSQL was unreachable."""
-
-    placeholder = "%s"
-    POOL_SIZE = 4
-    CONNECT_TIMEOUT = 5
-    WAIT_SECONDS = 5.0
-
-    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
-        from psycopg_pool import ConnectionPool
-
-        super().__init__(prefix)
-        conninfo, schema = split_schema(url)
-        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT}
-        if schema:
-            options["options"] = f"-c search_path={schema}"
-        self.pool = ConnectionPool(
-            conninfo, kwargs=options, min_size=1, max_size=self.POOL_SIZE,
-            timeout=self.WAIT_SECONDS, check=ConnectionPool.check_connection,
-            reconnect_timeout=float("inf"), open=False, name="apikeys-view-store",
-        )
-        self.pool.open(wait=True, timeout=self.WAIT_SECONDS)
-        self.create_tables()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[Any]:
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            yield cur
-
-    def close(self) -> None:
-        self.pool.close()
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """`postgresql://...?schema=name` (the event store's form) -> (conninfo, schema)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    schema = query.pop("schema", [None])[0]
-    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
-        raise ValueError(f"schema must be a lowercase identifier, got {schema!r}")
-    rest = urlencode({k: v[0] for k, v in query.items()})
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
 def open_store(url: str, prefix: str = DEFAULT_PREFIX) -> SqlViewStore:
     if url.startswith("sqlite:///"):
+        from services.projections.views_sqlite import SqliteViewStore
+
         return SqliteViewStore(url.removeprefix("sqlite:///") or ":memory:", prefix)
     if url.startswith(("postgresql://", "postgres://")):
+        from services.projections.views_postgres import PostgresViewStore
+
         return PostgresViewStore(url, prefix)
     raise ValueError("APIKEYS_VIEW_STORE must be sqlite:///path or postgresql://...")

@@ -39,7 +39,7 @@ def test_a_bad_address_is_refused():
 
 
 def test_a_postgres_view_store_url_may_name_a_schema() -> None:
-    from services.projections.views import split_schema
+    from services.projections.views_postgres import split_schema
 
     assert split_schema("postgresql://u@h:5432/db?schema=views_1") == (
         "postgresql://u@h:5432/db", "views_1")

@@ -1,0 +1,104 @@
+"""The read-model store on SQLite (stdlib sqlite3), one connection in WAL mode."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from services.projections import collector
+from services.projections.views import (
+    _CREATE_INDEX,
+    _CREATE_TABLE,
+    _REPLACED,
+    _SCHEMA,
+    DEFAULT_PREFIX,
+    Batch,
+    SqlViewStore,
+)
+
+
+class SqliteViewStore(SqlViewStore):
+    def __init__(self, path: str, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(prefix)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        # The rows and the position commit together, so a power cut can only take the view back
+        # to an earlier position, which the consumer then replays: WAL's NORMAL is enough here
+        # (the event store, the source of truth, keeps FULL).
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self.connection.execute("PRAGMA busy_timeout=10000")
+        self.create_tables()
+
+    def _ddl(self, statement: str) -> str:
+        # the event log keyed by its rowid: one b-tree fewer to write than a separate key index
+        return statement.replace("position BIGINT PRIMARY KEY", "position INTEGER PRIMARY KEY")
+
+    @contextlib.contextmanager
+    def _rollback_journal(self) -> Iterator[None]:
+        """A rebuild writes whole new tables: a rollback journal records only the few pages it
+        overwrites, where WAL would write every new page twice (log, then checkpoint). SQLite
+        stays in WAL when another connection has the database open; either way is correct.
+        A rollback journal is only safe from power loss at synchronous=FULL."""
+        connection = self.connection
+        connection.execute("PRAGMA busy_timeout=0")  # in use elsewhere: do not wait, keep WAL
+        try:
+            connection.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+
+    def replace(self, batch: Batch) -> None:
+        """Replace everything by the batch (a rebuild), in one transaction: the rows go into new
+        tables, in key order and without secondary indexes, which then take the old tables'
+        place and get their indexes; a reader sees the old content until the commit."""
+        tables = {
+            table: next(s for s in _SCHEMA if s.startswith(f"{_CREATE_TABLE}{table} ("))
+            for table in _REPLACED
+        }
+        indexes = [
+            s for s in _SCHEMA
+            if s.startswith(_CREATE_INDEX) and any(f" ON {{p}}{t} (" in s for t in _REPLACED)
+        ]
+        with collector.paused(), self._rollback_journal(), self._transaction() as cur:
+            for table, statement in tables.items():
+                cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}_new"))
+                fresh = statement.replace(
+                    f"{_CREATE_TABLE}{table} (", f"CREATE TABLE {{p}}{table}_new ("
+                )
+                cur.execute(self._sql(self._ddl(fresh)))
+            self._write_rows(cur, batch, replacing=True, suffix="_new")
+            for table in tables:
+                cur.execute(self._sql(f"DROP TABLE {{p}}{table}"))
+                cur.execute(self._sql(f"ALTER TABLE {{p}}{table}_new RENAME TO {{p}}{table}"))
+            for statement in indexes:
+                cur.execute(self._sql(statement))
+            cur.execute(
+                self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        cur = self.connection.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+
