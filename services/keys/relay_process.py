@@ -56,17 +56,17 @@ class RelayProcess:
             os.write(self._wake_fd, b"\0")
 
     async def supervise(self) -> None:
-        """Restart the relay whenever it exits; run until cancelled."""
+        """Restart the relay whenever it exits; run until cancelled. Woken by the process's
+        sentinel (readable once it has exited), so an idle supervisor costs nothing."""
         backoff = Backoff(base=0.5, cap=10.0)
         while True:
-            await asyncio.sleep(CHECK_SECONDS)
             process = self.process
-            if process is None or process.is_alive():
-                continue
+            if process is None:
+                return
+            await _exited(process)
             ran = time.monotonic() - self._started_at
-            log.warning(
-                "relay process exited (code %s) after %.1f s; restarting", process.exitcode, ran
-            )
+            log.warning("relay process exited (code %s) after %.1f s; restarting",
+                        process.exitcode, ran)
             if ran < HEALTHY_RUN_SECONDS:
                 await asyncio.sleep(backoff.next_delay())
             else:
@@ -93,3 +93,22 @@ class RelayProcess:
             with contextlib.suppress(OSError):
                 os.close(self._wake_fd)
             self._wake_fd = None
+
+
+async def _exited(process: BaseProcess) -> None:
+    """Return once ``process`` has exited (and reap it)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    sentinel = process.sentinel
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(sentinel, readable)
+    try:
+        while process.is_alive():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), CHECK_SECONDS * 25)
+    finally:
+        loop.remove_reader(sentinel)
