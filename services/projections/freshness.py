@@ -42,6 +42,8 @@ class Freshness:
 
     def stale_lag(self, position: int) -> float | None:
         """The lag when it is over the ready lag (answers then say ``stale``), else None."""
+        if position >= self.lag.stored_position and not self.stream.is_down:
+            return None  # the common case, on every check: nothing stored is unapplied
         lag = self.lag_seconds(position)
         return lag if lag > self.ready_lag_seconds else None
 
