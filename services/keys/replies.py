@@ -1,9 +1,9 @@
 """What goes back to Redis after a batch is stored: results, dead letters, the XACK, the
 failure counts' removal and the stored-position watermark, in one MULTI/EXEC.
 
-The EXEC is retried until Redis answers. When a reply is lost (the connection dropped after
-the EXEC was sent), whether it went through is read off the entries themselves: the XACK is
-part of the transaction, so entries no longer pending mean it was applied. So a result is
+The script is retried until Redis answers. When a reply is lost (the connection dropped after
+the script was sent), whether it went through is read off the entries themselves: the XACK is
+part of the script, so entries no longer pending mean it was applied. So a result is
 never sent twice.
 """
 
@@ -18,11 +18,38 @@ from redis.asyncio import Redis
 
 from contracts.results import CommandResult, DeadLetter, result_encoder
 from contracts.streams import DATA_FIELD
-from services.common.lag import RAISE_WATERMARK, watermark_key
+from services.common.lag import watermark_key
 from services.common.resilience import Outage, keep_trying
 from services.keys.settings import KeysSettings
 
 log = logging.getLogger(__name__)
+
+
+# One script, so atomic like MULTI/EXEC, but one command and one reply for the whole batch.
+# KEYS: results, dead letters, commands, failures hash, watermark hash.
+# ARGV: group, #results, #dead letters, #acked, stored position ('' for none), stored at,
+# then the results' JSON, the dead letters' JSON and the acknowledged entry ids.
+REPLY_SCRIPT = """
+local results, dead, acked = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local i = 7
+for _ = 1, results do
+  redis.call('XADD', KEYS[1], '*', '{data}', ARGV[i]); i = i + 1
+end
+for _ = 1, dead do
+  redis.call('XADD', KEYS[2], '*', '{data}', ARGV[i]); i = i + 1
+end
+if acked > 0 then
+  redis.call('XACK', KEYS[3], ARGV[1], unpack(ARGV, i, i + acked - 1))
+  redis.call('HDEL', KEYS[4], unpack(ARGV, i, i + acked - 1))
+end
+if ARGV[5] ~= '' then
+  local current = tonumber(redis.call('HGET', KEYS[5], 'position') or '0')
+  if tonumber(ARGV[5]) > current then
+    redis.call('HSET', KEYS[5], 'position', ARGV[5], 'stored_at', ARGV[6])
+  end
+end
+return results
+""".replace("{data}", DATA_FIELD)
 
 
 def failures_key(settings: KeysSettings) -> str:
@@ -38,6 +65,7 @@ class Replies:
         self.redis = redis  # a client without automatic retries (see the module's docstring)
         self.outage = outage
         self.stopping = stopping
+        self._reply = redis.register_script(REPLY_SCRIPT)
 
     async def send(
         self,
@@ -51,7 +79,7 @@ class Replies:
         async def once() -> None:
             nonlocal attempted
             if attempted and acked and not await self.still_pending(acked):
-                return  # the earlier EXEC went through; its reply was lost
+                return  # the earlier call went through; its reply was lost
             attempted = True
             await self._exec(results, dead, acked, stored_position)
 
@@ -65,18 +93,21 @@ class Replies:
         stored_position: int | None,
     ) -> None:
         settings = self.settings
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for result in results:
-                pipe.xadd(settings.results_stream, _fields(result))
-            for letter in dead:
-                pipe.xadd(settings.dead_letter_stream, _fields(letter))
-            if acked:
-                pipe.xack(settings.commands_stream, settings.group, *acked)
-                pipe.hdel(failures_key(settings), *acked)
-            if stored_position is not None:
-                key = watermark_key(settings.events_stream)
-                pipe.eval(RAISE_WATERMARK, 1, key, stored_position, f"{time.time():.6f}")
-            await pipe.execute()
+        keys = [
+            settings.results_stream,
+            settings.dead_letter_stream,
+            settings.commands_stream,
+            failures_key(settings),
+            watermark_key(settings.events_stream),
+        ]
+        args: list[Any] = [
+            settings.group, len(results), len(dead), len(acked),
+            "" if stored_position is None else stored_position, f"{time.time():.6f}",
+        ]
+        args.extend(result_encoder.encode(result) for result in results)
+        args.extend(result_encoder.encode(letter) for letter in dead)
+        args.extend(acked)
+        await self._reply(keys=keys, args=args)
 
     async def still_pending(self, entry_ids: list[str]) -> bool:
         first, last = min(entry_ids, key=_id_key), max(entry_ids, key=_id_key)
@@ -102,10 +133,6 @@ def dead_letter(
         payload=data.get(DATA_FIELD.encode(), b"").decode("utf-8", errors="replace"),
         deliveries=failures,
     )
-
-
-def _fields(message: CommandResult | DeadLetter) -> dict[Any, Any]:
-    return {DATA_FIELD: result_encoder.encode(message)}
 
 
 def text(value: Any) -> str:
