@@ -136,3 +136,36 @@ async def keep_trying(
         if stopping():
             raise Stopping
         await asyncio.sleep(backoff.next_delay())
+
+
+class Probe:
+    """A blocking health probe run in a thread, one at a time, every ``every`` seconds: its
+    outcome goes to ``outage``; a probe that has not answered within ``timeout`` counts as a
+    failure (the event loop never waits on it)."""
+
+    def __init__(self, call: Callable[[], object], outage: Outage, timeout: float = 2.0) -> None:
+        self.call = call
+        self.outage = outage
+        self.timeout = timeout
+        self._running: asyncio.Future[object] | None = None
+        self._started = 0.0
+
+    def tick(self) -> None:
+        """Collect the last probe's outcome and start the next one (call it periodically)."""
+        running = self._running
+        if running is None or running.done():
+            if running is not None:
+                error = running.exception()
+                if error is None:
+                    self.outage.succeeded()
+                else:
+                    self.outage.failed(error)
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.call))
+            self._started = time.monotonic()
+        elif time.monotonic() - self._started > self.timeout:
+            self.outage.failed(TimeoutError("no answer"))
+
+    async def forever(self, every: float = 1.0) -> None:
+        while True:
+            self.tick()
+            await asyncio.sleep(every)

@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.common.lag import LagTracker, parse_watermark, watermark_key
-from services.common.resilience import Outage, is_transient
+from services.common.resilience import Outage, Probe, is_transient
 from services.keys.event_store import ApiKeysApplication
 from services.keys.relay import stream_top_position
 
@@ -89,29 +89,11 @@ async def monitor(
     readiness: Readiness, app: ApiKeysApplication, redis: Redis, events_stream: str
 ) -> None:
     """Probe the store and Redis every PROBE_SECONDS until cancelled."""
-    probe: asyncio.Future[Any] | None = None
-    probe_started = 0.0
+    store_probe = Probe(app.recorder.max_notification_id, readiness.store, STORE_PROBE_TIMEOUT)
     while True:
-        if probe is None or probe.done():
-            if probe is not None:
-                _store_probed(readiness, probe)
-            probe = asyncio.ensure_future(asyncio.to_thread(app.recorder.max_notification_id))
-            probe_started = time.monotonic()
-        elif time.monotonic() - probe_started > STORE_PROBE_TIMEOUT:
-            readiness.store.failed(TimeoutError("event store did not answer"))
+        store_probe.tick()
         await _probe_redis(readiness, redis, events_stream)
         await asyncio.sleep(PROBE_SECONDS)
-
-
-def _store_probed(readiness: Readiness, probe: asyncio.Future[Any]) -> None:
-    error = probe.exception()
-    if error is None:
-        readiness.store.succeeded()
-    elif is_transient(error):
-        readiness.store.failed(error)
-    else:
-        log.error("event store probe failed: %s", type(error).__name__)
-        readiness.store.failed(error)
 
 
 async def _probe_redis(readiness: Readiness, redis: Redis, events_stream: str) -> None:

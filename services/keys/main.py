@@ -18,7 +18,7 @@ from faststream.redis import RedisBroker
 from services.common.http_server import HttpServer
 from services.common.lag import RAISE_WATERMARK, watermark_key
 from services.common.redis_client import connect
-from services.common.resilience import Backoff, Outage, is_transient
+from services.common.resilience import Backoff, Outage, Stopping, keep_trying
 from services.keys.application import CommandProcessor
 from services.keys.broker import build_broker
 from services.keys.consumer import CommandConsumer, ensure_group
@@ -55,20 +55,12 @@ class KeysService:
         self.startup = Outage("keys service start-up", log)
 
     async def _retry(self, what: Callable[[], Awaitable[T]]) -> T:
-        backoff = Backoff(cap=5.0)
-        while True:
-            if self.stop_requested.is_set():
-                raise ServiceStopped
-            try:
-                value = await what()
-                self.startup.succeeded()
-                return value
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.startup.failed(error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_requested.wait(), backoff.next_delay())
+        try:
+            return await keep_trying(
+                what, self.startup, self.stop_requested.is_set, Backoff(cap=5.0)
+            )
+        except Stopping:
+            raise ServiceStopped from None
 
     async def start(self) -> None:
         settings = self.settings

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import Any, TypeVar
 
 import uvicorn
 import uvloop
@@ -16,7 +17,7 @@ from redis import Redis as SyncRedis
 
 from services.common.http_server import HttpServer
 from services.common.redis_client import connect
-from services.common.resilience import Backoff, Outage, is_transient
+from services.common.resilience import Backoff, Outage, Probe, Stopping, keep_trying
 from services.projections import collector, rules
 from services.projections.api import create_app, served
 from services.projections.consumer import HistoryFold
@@ -29,6 +30,7 @@ from services.projections.views import SqlViewStore, full_batch, open_store
 
 log = logging.getLogger(__name__)
 REBUILD_CHUNK = 5000
+T = TypeVar("T")
 
 
 def build_app(
@@ -74,39 +76,19 @@ def run_async(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-async def open_with_retry(settings: Settings, stop: asyncio.Event) -> SqlViewStore | None:
-    """The view store, waiting out an outage at start-up (None if asked to stop meanwhile)."""
-    outage, backoff = Outage("view store (start-up)", log), Backoff(cap=5.0)
-    while not stop.is_set():
-        try:
-            store = await asyncio.to_thread(
-                open_store, settings.view_store, settings.view_table_prefix
-            )
-            outage.succeeded()
-            return store
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            outage.failed(error)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff.next_delay())
-    return None
+async def when_available(
+    call: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event
+) -> T | None:
+    """``call()`` once the view store answers (waiting out an outage at start-up); None if
+    asked to stop meanwhile."""
+    try:
+        return await keep_trying(call, Outage(what, log), stop.is_set, Backoff(cap=5.0))
+    except Stopping:
+        return None
 
 
-async def load_with_retry(store: SqlViewStore, stop: asyncio.Event) -> rules.ReadModel | None:
-    outage, backoff = Outage("view store (loading)", log), Backoff(cap=5.0)
-    while not stop.is_set():
-        try:
-            model = await asyncio.to_thread(store.load)
-            outage.succeeded()
-            return model
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            outage.failed(error)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff.next_delay())
-    return None
+def _open(settings: Settings) -> Callable[[], Awaitable[SqlViewStore]]:
+    return lambda: asyncio.to_thread(open_store, settings.view_store, settings.view_table_prefix)
 
 
 async def serve_async(settings: Settings) -> None:
@@ -114,9 +96,13 @@ async def serve_async(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    store = await open_with_retry(settings, stop)
-    event_log = await open_with_retry(settings, stop)
-    model = await load_with_retry(store, stop) if store is not None else None
+    store = await when_available(_open(settings), "view store (start-up)", stop)
+    event_log = await when_available(_open(settings), "view store (start-up)", stop)
+    model = None
+    if store is not None:
+        model = await when_available(
+            lambda: asyncio.to_thread(store.load), "view store (loading)", stop
+        )
     if store is None or event_log is None or model is None:
         return
     live = LiveReadModel(model)
@@ -131,12 +117,17 @@ async def serve_async(settings: Settings) -> None:
         count=settings.read_count, block_ms=settings.read_block_ms,
     )
     following = asyncio.create_task(follower.run(), name="follower")
+    # /ready must know the store is down even when there is nothing to save
+    store_probe = Probe(partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
+                        freshness.store)
+    probing = asyncio.create_task(store_probe.forever(), name="store-probe")
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     print(f"projections listening on http://{host}:{port} (position {live.position})", flush=True)
     try:
         await asyncio.wait([asyncio.ensure_future(stop.wait()), serving],
                            return_when=asyncio.FIRST_COMPLETED)
     finally:
+        probing.cancel()
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await following
