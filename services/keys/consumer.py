@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from contracts.results import CommandResult, DeadLetter
 from services.common.resilience import Backoff, Outage, Stopping, is_transient, keep_trying
 from services.keys.application import CommandProcessor, Entry
 from services.keys.intake import Refused, read_entry
-from services.keys.replies import Replies, dead_letter, failures_key, text
+from services.keys.replies import Answer, Replies, dead_letter, failures_key, text
 from services.keys.settings import KeysSettings
 
 log = logging.getLogger(__name__)
@@ -67,8 +66,6 @@ class CommandConsumer:
         self.store_outage = Outage("event store", log)
         self.replies = Replies(settings, redis, self.redis_outage, lambda: self.stopping)
         self.parked: set[str] = set()  # left pending after failing: not lost, retried later
-        self._acked: OrderedDict[str, None] = OrderedDict()  # recently answered entry ids
-        self._acked_limit = max(100_000, settings.batch_size * 20)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -78,9 +75,13 @@ class CommandConsumer:
             if self.stopping:
                 return  # left pending: a restarted consumer finishes its own entries first
             try:
+                recovered: set[str] = set()
                 if ids and await self._lost_before(ids[0].decode()):
-                    await self._recover_own_pending()
-                await self._handle(*self._unanswered(ids, datas))
+                    await self._recover_own_pending(recovered)  # this batch's entries too
+                kept = [
+                    (i, d) for i, d in zip(ids, datas, strict=True) if i.decode() not in recovered
+                ]
+                await self._handle([i for i, _ in kept], [d for _, d in kept])
             except Stopping:
                 return
 
@@ -88,7 +89,7 @@ class CommandConsumer:
         """Handle entries given to this consumer, in order (tests call this directly)."""
         async with self.lock:
             try:
-                await self._handle(*self._unanswered(ids, datas))
+                await self._handle(ids, datas)
             except Stopping:
                 return
 
@@ -106,12 +107,6 @@ class CommandConsumer:
 
     # -- one batch -----------------------------------------------------------------------------
 
-    def _unanswered(
-        self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]
-    ) -> tuple[list[bytes], list[dict[bytes, bytes]]]:
-        kept = [(i, d) for i, d in zip(ids, datas, strict=True) if i.decode() not in self._acked]
-        return [i for i, _ in kept], [d for _, d in kept]
-
     async def _handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
         if not ids:
             return
@@ -127,20 +122,17 @@ class CommandConsumer:
         done = {entry.entry_id: result for entry, result in outcomes}
         if outcomes:
             self.on_stored()
-        results: list[CommandResult] = []
-        dead: list[DeadLetter] = list(spent)
-        acked: list[str] = [letter.entry_id for letter in spent]
+        spent_letters = {letter.entry_id: letter for letter in spent}
+        answers: list[Answer] = []
         for entry_id, item in zip(entry_ids, parsed, strict=True):
             if isinstance(item, Refused):
-                dead.append(item.dead_letter)
-                if item.result is not None:
-                    results.append(item.result)
-                acked.append(entry_id)
+                answers.append(Answer(entry_id, item.result, item.dead_letter))
             elif entry_id in done:
-                results.append(done[entry_id])
-                acked.append(entry_id)
-        stored = max((r.position for r in results if r.position is not None), default=None)
-        await self._publish(results, dead, acked, stored)
+                answers.append(Answer(entry_id, done[entry_id]))
+            elif entry_id in spent_letters:
+                answers.append(Answer(entry_id, dead_letter=spent_letters[entry_id]))
+        stored = max((r.position for r in done.values() if r.position is not None), default=None)
+        await self._publish(answers, stored)
 
     async def _process(
         self, entries: list[Entry], datas: dict[str, dict[bytes, bytes]]
@@ -220,19 +212,12 @@ class CommandConsumer:
         self.parked.add(entry_id)
         return None
 
-    async def _publish(
-        self,
-        results: list[CommandResult],
-        dead: list[DeadLetter],
-        acked: list[str],
-        stored_position: int | None = None,
-    ) -> None:
-        await self.replies.send(results, dead, acked, stored_position)
-        for entry_id in acked:
-            self.parked.discard(entry_id)
-            self._acked[entry_id] = None
-        while len(self._acked) > self._acked_limit:
-            self._acked.popitem(last=False)
+    async def _publish(self, answers: list[Answer], stored_position: int | None = None) -> None:
+        answered = await self.replies.send(answers, stored_position)
+        if answered < len(answers):
+            log.info("%d entries were answered before; not answered again", len(answers) - answered)
+        for answer in answers:
+            self.parked.discard(answer.entry_id)
 
     async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
         """One idempotent Redis call, retried until it answers (or we stop)."""
@@ -268,7 +253,9 @@ class CommandConsumer:
         )
         return any(text(p["message_id"]) not in self.parked for p in pending)
 
-    async def _recover_own_pending(self) -> int:
+    async def _recover_own_pending(self, seen: set[str] | None = None) -> int:
+        """Own pending entries, read again from the oldest, handled in order (their ids are
+        added to ``seen``)."""
         total, start = 0, "0"
         while True:
             reply: Any = await self._redis(
@@ -286,6 +273,8 @@ class CommandConsumer:
             if not entries:
                 return total
             await self._handle_redelivered(entries)
+            if seen is not None:
+                seen.update(i.decode() for i, _ in entries)
             total += len(entries)
             start = entries[-1][0].decode()
 
@@ -299,7 +288,7 @@ class CommandConsumer:
     async def _handle_redelivered(self, entries: list[RawEntry]) -> None:
         """Entries read again (own pending list, or claimed): dead-letter those whose handling
         failed too often, handle the others in order."""
-        ids, datas = self._unanswered([i for i, _ in entries], [d for _, d in entries])
+        ids, datas = [i for i, _ in entries], [d for _, d in entries]
         if not ids:
             return
         key = failures_key(self.settings)
@@ -312,7 +301,7 @@ class CommandConsumer:
             if n >= limit
         ]
         if spent:
-            await self._publish([], spent, [s.entry_id for s in spent])
+            await self._publish([Answer(s.entry_id, dead_letter=s) for s in spent])
         fresh = [(i, d) for i, d, n in zip(ids, datas, failures, strict=True) if n < limit]
         await self._handle([i for i, _ in fresh], [d for _, d in fresh])
 

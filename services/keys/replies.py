@@ -1,10 +1,11 @@
-"""What goes back to Redis after a batch is stored: results, dead letters, the XACK, the
-failure counts' removal and the stored-position watermark, in one MULTI/EXEC.
+"""What goes back to Redis after a batch is stored: for each entry its result and/or dead
+letter and its XACK, the failure count's removal, and the stored-position watermark, in one
+atomic script (one command, one reply for the whole batch).
 
-The script is retried until Redis answers. When a reply is lost (the connection dropped after
-the script was sent), whether it went through is read off the entries themselves: the XACK is
-part of the script, so entries no longer pending mean it was applied. So a result is
-never sent twice.
+An entry's result is added only if its XACK acknowledged it (it was still pending), so sending
+the same answers again (a reply lost with a dropped connection, an entry handled twice after a
+lost delivery, a second replica that claimed it meanwhile) publishes nothing twice; the script
+is simply retried until Redis answers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,31 +27,39 @@ from services.keys.settings import KeysSettings
 log = logging.getLogger(__name__)
 
 
-# One script, so atomic like MULTI/EXEC, but one command and one reply for the whole batch.
 # KEYS: results, dead letters, commands, failures hash, watermark hash.
-# ARGV: group, #results, #dead letters, #acked, stored position ('' for none), stored at,
-# then the results' JSON, the dead letters' JSON and the acknowledged entry ids.
+# ARGV: group, number of entries, stored position ('' for none), stored at, then per entry:
+# its id, its result's JSON ('' for none), its dead letter's JSON ('' for none).
 REPLY_SCRIPT = """
-local results, dead, acked = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local i = 7
-for _ = 1, results do
-  redis.call('XADD', KEYS[1], '*', '{data}', ARGV[i]); i = i + 1
+local entries = tonumber(ARGV[2])
+local answered = 0
+for k = 0, entries - 1 do
+  local id, result, dead = ARGV[5 + 3 * k], ARGV[6 + 3 * k], ARGV[7 + 3 * k]
+  if redis.call('XACK', KEYS[3], ARGV[1], id) == 1 then
+    if result ~= '' then redis.call('XADD', KEYS[1], '*', '{data}', result) end
+    if dead ~= '' then redis.call('XADD', KEYS[2], '*', '{data}', dead) end
+    answered = answered + 1
+  end
+  redis.call('HDEL', KEYS[4], id)
 end
-for _ = 1, dead do
-  redis.call('XADD', KEYS[2], '*', '{data}', ARGV[i]); i = i + 1
-end
-if acked > 0 then
-  redis.call('XACK', KEYS[3], ARGV[1], unpack(ARGV, i, i + acked - 1))
-  redis.call('HDEL', KEYS[4], unpack(ARGV, i, i + acked - 1))
-end
-if ARGV[5] ~= '' then
+if ARGV[3] ~= '' then
   local current = tonumber(redis.call('HGET', KEYS[5], 'position') or '0')
-  if tonumber(ARGV[5]) > current then
-    redis.call('HSET', KEYS[5], 'position', ARGV[5], 'stored_at', ARGV[6])
+  if tonumber(ARGV[3]) > current then
+    redis.call('HSET', KEYS[5], 'position', ARGV[3], 'stored_at', ARGV[4])
   end
 end
-return results
+return answered
 """.replace("{data}", DATA_FIELD)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one handled entry gets: a result, a dead letter, or both (a command that fails
+    the schema), and in any case its XACK."""
+
+    entry_id: str
+    result: CommandResult | None = None
+    dead_letter: DeadLetter | None = None
 
 
 def failures_key(settings: KeysSettings) -> str:
@@ -67,31 +77,8 @@ class Replies:
         self.stopping = stopping
         self._reply = redis.register_script(REPLY_SCRIPT)
 
-    async def send(
-        self,
-        results: list[CommandResult],
-        dead: list[DeadLetter],
-        acked: list[str],
-        stored_position: int | None = None,
-    ) -> None:
-        attempted = False
-
-        async def once() -> None:
-            nonlocal attempted
-            if attempted and acked and not await self.still_pending(acked):
-                return  # the earlier call went through; its reply was lost
-            attempted = True
-            await self._exec(results, dead, acked, stored_position)
-
-        await keep_trying(once, self.outage, self.stopping)
-
-    async def _exec(
-        self,
-        results: list[CommandResult],
-        dead: list[DeadLetter],
-        acked: list[str],
-        stored_position: int | None,
-    ) -> None:
+    async def send(self, answers: list[Answer], stored_position: int | None = None) -> int:
+        """Returns how many entries were answered now (not answered before)."""
         settings = self.settings
         keys = [
             settings.results_stream,
@@ -101,26 +88,20 @@ class Replies:
             watermark_key(settings.events_stream),
         ]
         args: list[Any] = [
-            settings.group, len(results), len(dead), len(acked),
-            "" if stored_position is None else stored_position, f"{time.time():.6f}",
+            settings.group,
+            len(answers),
+            "" if stored_position is None else stored_position,
+            f"{time.time():.6f}",
         ]
-        args.extend(result_encoder.encode(result) for result in results)
-        args.extend(result_encoder.encode(letter) for letter in dead)
-        args.extend(acked)
-        await self._reply(keys=keys, args=args)
-
-    async def still_pending(self, entry_ids: list[str]) -> bool:
-        first, last = min(entry_ids, key=_id_key), max(entry_ids, key=_id_key)
-        pending = await self.redis.xpending_range(
-            self.settings.commands_stream,
-            self.settings.group,
-            min=first,
-            max=last,
-            count=len(entry_ids) + 100,
-            consumername=self.settings.consumer,
+        encode = result_encoder.encode
+        for answer in answers:
+            args.append(answer.entry_id)
+            args.append(b"" if answer.result is None else encode(answer.result))
+            args.append(b"" if answer.dead_letter is None else encode(answer.dead_letter))
+        answered = await keep_trying(
+            lambda: self._reply(keys=keys, args=args), self.outage, self.stopping
         )
-        wanted = set(entry_ids)
-        return any(text(p["message_id"]) in wanted for p in pending)
+        return int(answered)
 
 
 def dead_letter(
@@ -137,8 +118,3 @@ def dead_letter(
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

@@ -7,13 +7,16 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from eventsourcing.persistence import OperationalError
 from redis.asyncio import Redis
 
+from contracts.results import CommandResult
 from services.keys.application import CommandProcessor, Entry
 from services.keys.consumer import CommandConsumer, ensure_group
 from services.keys.event_store import ApiKeysApplication
+from services.keys.replies import Answer
 from services.keys.settings import KeysSettings
 from tests.scenario import key_command, organization_setup
 
@@ -184,3 +187,32 @@ async def test_a_store_outage_holds_the_batch_until_the_store_answers(
     assert [r["status"] for r in results] == ["accepted"] * len(setup)
     assert consumer.parked == set() and not consumer.store_outage.is_down
     assert await read_all(redis, settings.dead_letter_stream) == []
+
+
+async def test_answers_sent_again_publish_nothing_twice(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    """A reply lost with a dropped connection, or an entry handled twice (a lost delivery, a
+    second replica that claimed it): the result goes out only with the XACK that acks it."""
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    first = CommandConsumer(settings, CommandProcessor(app), redis)
+    second = CommandConsumer(settings, CommandProcessor(app), redis)
+    setup = organization_setup("acme", locations=1, roles=0)
+    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup),
+                            b"not json")
+    ids, datas = [i for i, _ in entries], [d for _, d in entries]
+    await first.handle(ids, datas)
+    await second.handle(ids, datas)
+    await first.handle(ids, datas)
+    results = await read_all(redis, settings.results_stream)
+    assert [r["command_id"] for r in results] == [c["command_id"] for c in setup]
+    assert [r["status"] for r in results] == ["accepted"] * len(setup)
+    assert len(await read_all(redis, settings.dead_letter_stream)) == 1
+    assert await first.replies.send([Answer(ids[0].decode(), results_struct(results[0]))]) == 0
+    assert len(await read_all(redis, settings.results_stream)) == len(setup)
+
+
+def results_struct(result: dict) -> CommandResult:
+    return msgspec.convert(result, CommandResult)
