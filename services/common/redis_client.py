@@ -14,7 +14,7 @@ HEALTH_CHECK_SECONDS = 15
 MAX_CONNECTIONS = 16
 
 
-def connect(url: str, *, retries: int = 3) -> Redis:
+def connect(url: str, *, retries: int = 3, socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
     """A client whose commands are retried on a dropped connection (``retries`` times, with
     exponential backoff capped at 0.5 s) and whose idle connections are pinged before use.
 
@@ -25,7 +25,7 @@ def connect(url: str, *, retries: int = 3) -> Redis:
         url,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
         retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
-        socket_timeout=SOCKET_TIMEOUT,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_SECONDS,

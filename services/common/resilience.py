@@ -4,9 +4,12 @@ each outage once (when it starts and when it ends), never once per retry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -120,22 +123,61 @@ async def keep_trying(
     outage: Outage,
     stopping: Callable[[], bool],
     backoff: Backoff | None = None,
+    stop: asyncio.Event | None = None,
 ) -> T:
     """``call()`` until it does not fail transiently (backoff in between, the outage logged
-    once); raises ``Stopping`` if asked to stop meanwhile. Use it for idempotent calls only."""
+    once); raises ``Stopping`` if asked to stop meanwhile. Use it for idempotent calls only.
+
+    With ``stop``, a call still waiting when it is set is abandoned at once (a blocking call
+    in a thread runs on, and the process ends without waiting for it)."""
     backoff = backoff or Backoff(cap=2.0)
     while True:
         try:
-            value = await call()
+            value = await (call() if stop is None else until_stopped(call(), stop))
             outage.succeeded()
             return value
+        except Stopping:
+            raise
         except Exception as error:
             if not is_transient(error):
                 raise
             outage.failed(error)
         if stopping():
             raise Stopping
-        await asyncio.sleep(backoff.next_delay())
+        delay = backoff.next_delay()
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+
+async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """``work``'s result, or ``Stopping`` as soon as ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        return task.result()
+    task.cancel()
+    raise Stopping
+
+
+async def finish_threads(seconds: float, log: logging.Logger) -> None:
+    """Wait (bounded) for calls running in the default executor's threads; if one is still
+    blocked (a database call on a connection that went silent), end the process now instead
+    of waiting for it at exit: whatever it had not committed is rolled back by the database,
+    and the work in hand is still pending for the next start."""
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.shutdown_default_executor(), seconds)
+    except TimeoutError:
+        log.warning("a blocked call did not finish within %.1f s; exiting without it", seconds)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class Probe:

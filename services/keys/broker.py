@@ -17,7 +17,7 @@ from services.keys.consumer import CommandConsumer
 from services.keys.settings import KeysSettings
 
 # the broker waits this long for the batch in hand when stopping (SIGTERM allows 10 s in all)
-GRACEFUL_SECONDS = 7.0
+GRACEFUL_SECONDS = 4.0
 
 
 async def keep_raw(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:

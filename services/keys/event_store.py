@@ -17,6 +17,7 @@ from psycopg.sql import SQL, Identifier
 SQLITE_RECORDER_TOPIC = "services.keys.recorders:BatchSQLiteApplicationRecorder"
 POSTGRES_RECORDER_TOPIC = "services.keys.recorders:ArraysPostgresApplicationRecorder"
 TRANSCODER_TOPIC = "services.keys.transcoder:FastJSONTranscoder"
+POSTGRES_FACTORY_TOPIC = "services.keys.postgres_store:LivelyPostgresFactory"
 
 
 def persistence_env(url: str) -> dict[str, str]:
@@ -38,13 +39,14 @@ def persistence_env(url: str) -> dict[str, str]:
     if parsed.scheme in ("postgresql", "postgres"):
         query = parse_qs(parsed.query)
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
             "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parsed.port or 5432),
             "POSTGRES_USER": unquote(parsed.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
             "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_CONNECT_TIMEOUT": "3",
             "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }

@@ -17,13 +17,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.common.lag import LagTracker, parse_watermark, watermark_key
-from services.common.resilience import Outage, Probe, is_transient
+from services.common.resilience import Outage, Probe
 from services.keys.event_store import ApiKeysApplication
 from services.keys.relay import stream_top_position
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 1.0
 STORE_PROBE_TIMEOUT = 2.0
+REDIS_PROBE_TIMEOUT = 2.0
 
 
 @dataclass
@@ -98,12 +99,11 @@ async def monitor(
 
 async def _probe_redis(readiness: Readiness, redis: Redis, events_stream: str) -> None:
     try:
-        watermark = parse_watermark(await redis.hgetall(watermark_key(events_stream)))
-        readiness.published_position = await stream_top_position(redis, events_stream)
+        async with asyncio.timeout(REDIS_PROBE_TIMEOUT):  # a silent link is not "fine"
+            watermark = parse_watermark(await redis.hgetall(watermark_key(events_stream)))
+            readiness.published_position = await stream_top_position(redis, events_stream)
         readiness.redis.succeeded()
-    except Exception as error:
-        if not is_transient(error):
-            raise
+    except Exception as error:  # whatever it is (an ACL refusal too), Redis is not usable
         readiness.redis.failed(error)
         return
     if watermark is not None:

@@ -18,9 +18,9 @@ from faststream.redis import RedisBroker
 from services.common.http_server import HttpServer
 from services.common.lag import RAISE_WATERMARK, watermark_key
 from services.common.redis_client import connect
-from services.common.resilience import Backoff, Outage, Stopping, keep_trying
+from services.common.resilience import Backoff, Outage, Stopping, finish_threads, keep_trying
 from services.keys.application import CommandProcessor
-from services.keys.broker import build_broker
+from services.keys.broker import GRACEFUL_SECONDS, build_broker
 from services.keys.consumer import CommandConsumer, ensure_group
 from services.keys.event_store import ApiKeysApplication
 from services.keys.health import Readiness, health_app, monitor
@@ -32,7 +32,7 @@ from services.keys.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
 T = TypeVar("T")
-STOP_SECONDS = 8.0
+STOP_SECONDS = 8.5  # from the signal to the exit, under the 10 s a process manager allows
 
 
 class ServiceStopped(Exception):
@@ -57,7 +57,8 @@ class KeysService:
     async def _retry(self, what: Callable[[], Awaitable[T]]) -> T:
         try:
             return await keep_trying(
-                what, self.startup, self.stop_requested.is_set, Backoff(cap=5.0)
+                what, self.startup, self.stop_requested.is_set, Backoff(cap=5.0),
+                stop=self.stop_requested,
             )
         except Stopping:
             raise ServiceStopped from None
@@ -132,16 +133,18 @@ class KeysService:
         return process.wake
 
     async def stop(self) -> None:
-        """Finish the batch in hand (bounded), stop reading, stop the relay, close."""
+        """Finish the batch in hand, stop reading, stop the relay, close: within
+        STOP_SECONDS of the signal, abandoning a call blocked on a silent connection."""
+        started = time.monotonic()
         self.readiness.started = False
         if self.consumer is not None:
             self.consumer.stop()
         if self.broker is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.broker.stop(), STOP_SECONDS)
+                await asyncio.wait_for(self.broker.stop(), GRACEFUL_SECONDS + 0.5)
         if self.consumer is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.consumer.lock.acquire(), 2.0)
+                await asyncio.wait_for(self.consumer.lock.acquire(), 1.0)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -151,11 +154,12 @@ class KeysService:
             await self.relay_process.stop()
         if self.inline_relay is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.inline_relay.relay_once(), 2.0)
+                await asyncio.wait_for(self.inline_relay.relay_once(), 1.0)
             await self.inline_relay.redis.aclose()
         for client in (self.redis, self.probe_redis):
             with contextlib.suppress(Exception):
                 await client.aclose()
+        await finish_threads(max(0.5, STOP_SECONDS - (time.monotonic() - started)), log)
         if self.app is not None:
             self.app.close()
 

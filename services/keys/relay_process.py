@@ -74,7 +74,7 @@ class RelayProcess:
             self.restarts += 1
             self.start()
 
-    async def stop(self, timeout: float = 3.0) -> None:
+    async def stop(self, timeout: float = 1.5) -> None:
         process = self.process
         self._close_wake()  # end of file: the relay finishes what it has and ends
         if process is None:
@@ -82,10 +82,10 @@ class RelayProcess:
         await asyncio.to_thread(process.join, timeout)
         if process.is_alive():
             process.terminate()
-            await asyncio.to_thread(process.join, 2.0)
+            await asyncio.to_thread(process.join, 1.0)
         if process.is_alive():
             process.kill()
-            await asyncio.to_thread(process.join, 2.0)
+            await asyncio.to_thread(process.join, 1.0)
         self.process = None
 
     def _close_wake(self) -> None:

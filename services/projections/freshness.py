@@ -17,8 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class Freshness:
-    def __init__(self, ready_lag_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ready_lag_seconds: float,
+        clock: Callable[[], float] = time.time,
+        read_block_seconds: float = 1.0,
+    ) -> None:
         self.ready_lag_seconds = ready_lag_seconds
+        # a read may wait this long for new events: silence beyond it is not "nothing new"
+        self.read_block_seconds = read_block_seconds
         self.clock = clock
         self.lag = LagTracker()
         self.stream = Outage("Redis (events stream)", log)
@@ -32,17 +39,25 @@ class Freshness:
             self.lag.observe(*watermark)
 
     def lag_seconds(self, position: int) -> float:
-        """Age of the oldest stored event not applied yet; while Redis is unreachable nobody
-        can tell, so the time since it last answered counts too (never understated)."""
+        """Age of the oldest stored event not applied yet. Without an answer from Redis
+        nobody can tell, so the time since it last answered (beyond one blocking read) counts
+        too, whether or not an error has said so yet: never understated."""
         now = self.clock()
         lag = self.lag.lag_seconds(position, now)
+        silent = now - self.last_contact
         if self.stream.is_down:
-            lag = max(lag, now - self.last_contact)
+            lag = max(lag, silent)
+        elif silent > self.read_block_seconds:
+            lag = max(lag, silent - self.read_block_seconds)
         return round(lag, 3)
 
     def stale_lag(self, position: int) -> float | None:
         """The lag when it is over the ready lag (answers then say ``stale``), else None."""
-        if position >= self.lag.stored_position and not self.stream.is_down:
+        if (
+            position >= self.lag.stored_position
+            and not self.stream.is_down
+            and self.clock() - self.last_contact <= self.ready_lag_seconds
+        ):
             return None  # the common case, on every check: nothing stored is unapplied
         lag = self.lag_seconds(position)
         return lag if lag > self.ready_lag_seconds else None

@@ -107,8 +107,10 @@ async def serve_async(settings: Settings) -> None:
         return
     live = LiveReadModel(model)
     live.settle()
-    freshness = Freshness(settings.ready_lag_seconds)
-    redis = connect(settings.redis_url)
+    block = settings.read_block_ms / 1000
+    freshness = Freshness(settings.ready_lag_seconds, read_block_seconds=block)
+    # a silent connection is given up soon after the longest wait a read asks for
+    redis = connect(settings.redis_url, socket_timeout=block + 2.0)
     listener = listen(settings.http_host, settings.http_port)
     host, port = listener.getsockname()[:2]
     server = HttpServer(server_config(build_app(live, settings, freshness, event_log)))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from services.common.postgres import LIVENESS
 from services.projections.views import DEFAULT_PREFIX, SqlViewStore
 
 # the pool logs every failed attempt; the follower logs an outage once when it starts and ends
@@ -29,7 +30,9 @@ class PostgresViewStore(SqlViewStore):
 
         super().__init__(prefix)
         conninfo, schema = split_schema(url)
-        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT}
+        options: dict[str, Any] = {
+            "autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT, **LIVENESS
+        }
         if schema:
             options["options"] = f"-c search_path={schema}"
         self.pool = ConnectionPool(

@@ -1,9 +1,11 @@
 """Services as subprocesses of a test, each in its own process group, and nothing left after.
 
-Every process a harness starts carries the environment variable ``FAULT_TEST_MARKER`` set to a
-value unique to the test; descendants inherit it, so even an orphan that left its group (such
-as the embedded redis-server of ``apikeys run``, which gets a session of its own) is found by
-that tag at teardown. Processes are never looked up by name.
+A process can leave its group (the embedded redis-server of ``apikeys run`` gets a session of
+its own) and then be orphaned when its parent dies. Two nets catch it at teardown: a tracker
+thread records every descendant of every started process ten times a second, and every process
+started carries the environment variable ``FAULT_TEST_MARKER`` with a value unique to the test,
+which its descendants inherit (redis-server overwrites its environment block with its process
+title, hence the tracker). Processes are never looked up by name.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import psutil
 
 MARKER_VARIABLE = "FAULT_TEST_MARKER"
+TRACK_INTERVAL_SECONDS = 0.1
 # settings of the environment the tests run in must not leak into the services under test
 LEAKY_PREFIXES = ("APIKEYS_", "REDIS_URL", "POSTGRES_")
 
@@ -54,6 +58,10 @@ class ProcessHarness:
         self.workdir = workdir
         self.marker = marker
         self.started: list[ManagedProcess] = []
+        self._tracked: dict[tuple[int, float], psutil.Process] = {}
+        self._lock = threading.Lock()
+        self._stop_tracking = threading.Event()
+        self._tracker = threading.Thread(target=self._track, daemon=True, name="process-tracker")
 
     def env(self, **settings: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
@@ -68,8 +76,30 @@ class ProcessHarness:
                 start_new_session=True,
             )
         process = ManagedProcess(name, popen, log_path)
-        self.started.append(process)
+        with self._lock:
+            self.started.append(process)
+        if not self._tracker.is_alive():
+            self._tracker.start()
         return process
+
+    def _track(self) -> None:
+        while not self._stop_tracking.wait(TRACK_INTERVAL_SECONDS):
+            self._record_descendants()
+
+    def _record_descendants(self) -> list[psutil.Process]:
+        """Every live descendant of a started process or of one recorded earlier (an orphan's
+        own children), recorded by (pid, start time) so that a reused pid is not confused."""
+        with self._lock:
+            roots = [m.pid for m in self.started] + [p.pid for p in self._tracked.values()]
+        found = []
+        for pid in roots:
+            with contextlib.suppress(psutil.Error):
+                found.extend(psutil.Process(pid).children(recursive=True))
+        with self._lock:
+            for process in found:
+                with contextlib.suppress(psutil.Error):
+                    self._tracked.setdefault((process.pid, process.create_time()), process)
+            return [p for p in self._tracked.values() if not is_gone(p)]
 
     def python(self, name: str, module_args: Sequence[str], env: dict[str, str]
                ) -> ManagedProcess:
@@ -98,8 +128,9 @@ class ProcessHarness:
     def kill_everything(self) -> list[str]:
         """SIGKILL every group started and every descendant or marked process; return a
         description of whatever is still alive afterwards (empty when all is gone)."""
+        self._stop_tracking.set()
         for _ in range(3):  # a supervisor may have started a child between the scan and the kill
-            victims = self._descendants() + self.marked_processes()
+            victims = self._record_descendants() + self.marked_processes()
             for managed in self.started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(managed.pid, signal.SIGKILL)
@@ -110,17 +141,17 @@ class ProcessHarness:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     managed.popen.wait(timeout=5)
             wait_gone(victims, timeout=5)
-            time.sleep(0.1)
-            if not self.marked_processes():
+            if not self._survivors():
                 break
-        return [describe_process(p) for p in self.marked_processes()]
+        return [describe_process(p) for p in self._survivors()]
 
-    def _descendants(self) -> list[psutil.Process]:
-        found = []
+    def _survivors(self) -> list[psutil.Process]:
+        roots = []
         for managed in self.started:
             with contextlib.suppress(psutil.Error):
-                found.extend(psutil.Process(managed.pid).children(recursive=True))
-        return found
+                if managed.alive():
+                    roots.append(psutil.Process(managed.pid))
+        return roots + self._record_descendants() + self.marked_processes()
 
 
 def describe_process(process: psutil.Process) -> str:

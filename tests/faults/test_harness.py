@@ -17,7 +17,7 @@ from redis.retry import Retry
 
 from tests.faults.checks import events_stream_problems, position_order_problems, result_problems
 from tests.faults.load import ACCEPTED, DUPLICATE, REJECTED, Sent, build_plan
-from tests.faults.processes import ProcessHarness
+from tests.faults.processes import MARKER_VARIABLE, ProcessHarness, is_gone
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
 
@@ -80,22 +80,28 @@ def test_redis_comes_back_from_its_aof_after_sigkill(fault_redis: RestartableRed
 
 def test_teardown_kills_groups_descendants_and_orphans(tmp_path: Path, unique: str) -> None:
     harness = ProcessHarness(tmp_path, marker=f"self-{unique}")
-    # a child that starts an orphan in a session of its own (out of its group), then waits
+    # a parent that starts two children in sessions of their own (out of its group), one of
+    # them without the marker in its environment, and then exits: both are orphans
     script = (
-        "import subprocess, sys, time\n"
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
-        " start_new_session=True)\n"
-        "time.sleep(60)\n"
+        "import os, subprocess, sys, time\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+        "subprocess.Popen(sleeper, start_new_session=True)\n"
+        "bare = {k: v for k, v in os.environ.items() if k != sys.argv[1]}\n"
+        "subprocess.Popen(sleeper, start_new_session=True, env=bare)\n"
+        "time.sleep(1)\n"
     )
-    parent = harness.start("parent", [sys.executable, "-c", script], harness.env())
+    parent = harness.start("parent", [sys.executable, "-c", script, MARKER_VARIABLE],
+                           harness.env())
     deadline = time.monotonic() + 10
-    while len(harness.marked_processes()) < 2 and time.monotonic() < deadline:
+    while len(psutil.Process(parent.pid).children()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    tagged = harness.marked_processes()
-    assert len(tagged) == 2
+    orphans = psutil.Process(parent.pid).children()
+    assert len(orphans) == 2
+    assert len(harness.marked_processes()) == 2  # the parent and one child
+    assert parent.popen.wait(timeout=10) == 0
+    assert all(o.is_running() for o in orphans)
     assert harness.kill_everything() == []
-    assert not parent.alive()
-    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in tagged)
+    assert all(is_gone(o) for o in orphans)
 
 
 def sent_plan(total: int) -> list[Sent]:

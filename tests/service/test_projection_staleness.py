@@ -66,9 +66,9 @@ async def refusing(live: LiveReadModel, freshness: Freshness
 
 
 def fall_behind(live: LiveReadModel, freshness: Freshness, wall: Clock, seconds: float) -> None:
-    """The keys service stored an event the model has not applied, ``seconds`` ago."""
-    freshness.observed((live.position + 1, wall.now))
-    wall.now += seconds
+    """The keys service stored an event the model has not applied, ``seconds`` ago (and
+    Redis has just said so)."""
+    freshness.observed((live.position + 1, wall.now - seconds))
 
 
 QUERIES = [check_url(), check_url(item_owner="key"), "/v1/keys/k1/permissions",
@@ -150,3 +150,13 @@ class TestReady:
         wall.now += READY_LAG + 3
         answer = (await client.get(check_url())).json()
         assert answer["stale"] is True and answer["lag_seconds"] == pytest.approx(READY_LAG + 3)
+
+    async def test_silence_longer_than_a_read_counts_as_lag_before_any_error(
+        self, client, freshness, wall
+    ):
+        """A link that went silent raises no error until its socket times out."""
+        freshness.observed(None)
+        wall.now += freshness.read_block_seconds + READY_LAG + 2
+        answer = (await client.get(check_url())).json()
+        assert answer["stale"] is True and answer["lag_seconds"] == pytest.approx(READY_LAG + 2)
+        assert (await client.get("/ready")).status_code == 503
