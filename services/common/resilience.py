@@ -44,9 +44,31 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATEs of a database that cannot do the work now but will: connection exceptions (08),
+# a read-only primary mid-failover (25006), an operator intervention or shutdown (57P0x),
+# serialization failures and deadlocks (40001, 40P01), a lock not available (55P03).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57")
+_TRANSIENT_SQLSTATES = frozenset({"25006", "40001", "40P01", "55P03"})
+
+
+def _transient_sqlstate(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and (
+            state[:2] in _TRANSIENT_SQLSTATE_CLASSES or state in _TRANSIENT_SQLSTATES
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_transient(error: BaseException) -> bool:
-    """An error of the infrastructure (unreachable, dropped, timed out, busy), not of the work:
-    retrying the same work later can succeed. ``IntegrityError`` is a conflict, not an outage."""
+    """An error of the infrastructure (unreachable, dropped, timed out, busy, failing over),
+    not of the work: retrying the same work later can succeed. ``IntegrityError`` is a
+    conflict, not an outage."""
+    if _transient_sqlstate(error):
+        return True
     if isinstance(error, persistence.IntegrityError):
         return False
     if isinstance(error, redis_errors.ResponseError):

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 
 import pytest
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, InternalError, OperationalError
 from hypothesis import given
 from hypothesis import strategies as st
 from redis import exceptions as redis_errors
@@ -112,3 +112,23 @@ class TestReadiness:
         ready.store_users.append(in_hand)
         in_hand.failed(ConnectionError("refused"))
         assert ready.answer()[1]["reason"] == "event store unreachable"
+
+
+class TestSqlState:
+    @pytest.mark.parametrize("sqlstate", ["25006", "08006", "57P01", "40001", "40P01"])
+    def test_a_database_that_cannot_do_it_now_is_transient(self, sqlstate):
+        import psycopg
+
+        cause = psycopg.errors.lookup(sqlstate)("no")
+        try:
+            raise InternalError("wrapped") from cause
+        except InternalError as error:
+            assert is_transient(error)
+
+    def test_a_constraint_violation_is_not(self):
+        import psycopg
+
+        try:
+            raise IntegrityError("dup") from psycopg.errors.lookup("23505")("dup")
+        except IntegrityError as error:
+            assert not is_transient(error)
