@@ -18,13 +18,13 @@ from services.supervisor import Child, Supervisor, spawn
 DEFAULT_EMBEDDED_REDIS_PORT = 6380
 
 
-def wait_for_health(url: str, child: Child, supervisor: Supervisor, timeout: float = 60.0
+def wait_for_health(url: str, child: Child, supervisor: Supervisor, notice: float = 30.0
                     ) -> None:
     """Wait for ``url`` to answer 200 (``/health``: the process is up, not that every
-    dependency is), restarting the child meanwhile if it exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not supervisor.stopping:
-        if not supervisor._look_after(child):
+    dependency is), restarting the child meanwhile if it exits; say so every ``notice`` s."""
+    next_notice = time.monotonic() + notice
+    while not supervisor.stopping:
+        if not supervisor.look_after(child):
             raise SystemExit(f"{child.name} keeps failing before {url} answers")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
@@ -32,9 +32,10 @@ def wait_for_health(url: str, child: Child, supervisor: Supervisor, timeout: flo
                     return
         except OSError:
             pass
+        if time.monotonic() >= next_notice:
+            print(f"still waiting for {url}", flush=True)
+            next_notice = time.monotonic() + notice
         time.sleep(0.1)
-    if not supervisor.stopping:
-        raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
 
 
 def run(_: argparse.Namespace) -> int:

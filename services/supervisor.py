@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.common.lifeline import die_with_parent
 
@@ -33,9 +34,25 @@ class Child:
     stop_last: bool = False  # a dependency of the others (the embedded Redis)
 
     def launch(self) -> None:
-        self.process = self.start()
         self.started_at = time.monotonic()
         self.restart_at = None
+        try:
+            self.process = self.start()
+        except Exception as error:  # counted as an exit at once: backoff, then give up
+            print(f"{self.name} did not start: {type(error).__name__}: {error}", flush=True)
+            self.process = _NEVER_STARTED
+
+
+class _NeverStarted:
+    """Stands for a child whose start failed: it has exited, with code 1."""
+
+    returncode = 1
+
+    def poll(self) -> int:
+        return 1
+
+
+_NEVER_STARTED: Any = _NeverStarted()
 
 
 def spawn(args: list[str], env: dict[str, str], **extra: object) -> subprocess.Popen[bytes]:
@@ -67,12 +84,12 @@ class Supervisor:
         (1)."""
         while not self.stopping:
             for child in self.children:
-                if not self._look_after(child):
+                if not self.look_after(child):
                     return 1
             time.sleep(poll_seconds)
         return 0
 
-    def _look_after(self, child: Child) -> bool:
+    def look_after(self, child: Child) -> bool:
         process = child.process
         if process is None or process.poll() is None:
             if child.restart_at is not None and time.monotonic() >= child.restart_at:

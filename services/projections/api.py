@@ -22,7 +22,7 @@ from services.projections import audit_queries, rules, verification
 from services.projections.answers import permissions_answer
 from services.projections.fast_check import FastCheck
 from services.projections.freshness import Freshness
-from services.projections.live import LiveReadModel, PositionNotReached
+from services.projections.live import LiveReadModel, NotLoaded, PositionNotReached
 from services.projections.views import SqlViewStore
 
 MAX_BODY_BYTES = 8 * 1024
@@ -116,6 +116,8 @@ async def check(
 ) -> a.ExplainedCheckAnswer:
     context = _context(state)
     model = await context.model_at(min_position)
+    if as_of is None:
+        context.refuse_if_stale()
     if as_of is not None or explain:
         request = audit_queries.CheckRequest(
             key_id, permission, location_id, item_owner == "key", as_of, explain
@@ -123,7 +125,6 @@ async def check(
         return context.fresh(await asyncio.to_thread(
             audit_queries.check, context.audit_store(), model, request, context.clock()
         ))
-    context.refuse_if_stale()
     decision = rules.check(
         model, key_id, permission, location_id, item_owner == "key", context.clock()
     )
@@ -243,7 +244,7 @@ async def ready(state: State) -> Response[q.HealthAnswer]:
     position = context.live.position
     freshness = context.freshness
     reason = freshness.not_ready_because(position)
-    if reason is None and context.live.caught_up_at is None:
+    if not context.live.loaded or context.live.caught_up_at is None:
         reason = "starting"
     answer = q.HealthAnswer(
         status="not_ready" if reason else "ready",
@@ -282,6 +283,11 @@ def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _not_loaded(_: Request[Any, Any, Any], exc: NotLoaded) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error="starting", detail="the read model is being loaded")
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
 def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnswer]:
     answer = q.ErrorAnswer(
         error="stale", detail=str(exc), position=exc.position, lag_seconds=exc.lag_seconds
@@ -292,6 +298,12 @@ def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnsw
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
     answer = q.ErrorAnswer(error="internal error")
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def query_context(app: ASGIApp) -> QueryContext:
+    """The query context of an app from ``served`` (or ``create_app``)."""
+    litestar: Any = app.app if isinstance(app, FastCheck) else app
+    return _context(litestar.state)
 
 
 def served(app: Litestar) -> ASGIApp:
@@ -326,6 +338,7 @@ def create_app(
             HTTPException: _http_error,
             PositionNotReached: _not_reached,
             StaleRefused: _stale,
+            NotLoaded: _not_loaded,
             Exception: _unexpected,
         },
         request_max_body_size=MAX_BODY_BYTES,

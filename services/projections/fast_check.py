@@ -120,6 +120,8 @@ class FastCheck:
             if found is None:
                 return None
             parsed = found
+        if not self.live.loaded:
+            return None  # the handler answers 503 until the model is loaded
         model = self.live.model
         marker = self.freshness
         if marker.refuse_when_stale and marker.freshness.stale_lag(model.position) is not None:

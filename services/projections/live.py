@@ -21,9 +21,15 @@ class PositionNotReached(Exception):
         self.position = position
 
 
+class NotLoaded(Exception):
+    """The service has started but has not loaded its read model yet."""
+
+
 class LiveReadModel:
-    def __init__(self, model: rules.ReadModel | None = None) -> None:
+    def __init__(self, model: rules.ReadModel | None = None, *, loaded: bool = True) -> None:
         self.model = model if model is not None else rules.ReadModel()
+        # False while the service loads its model from the store: queries answer 503
+        self.loaded = loaded
         self.caught_up_at: float | None = None
         self._advanced = asyncio.Event()
 
@@ -56,15 +62,28 @@ class LiveReadModel:
     def caught_up_seconds_ago(self) -> float | None:
         return None if self.caught_up_at is None else time.monotonic() - self.caught_up_at
 
+    def load(self, model: rules.ReadModel) -> None:
+        """The model loaded at start-up: queries are answered from now on."""
+        self.model = model
+        self.settle()
+        self.loaded = True
+        self.advanced()
+
     async def wait_for(self, position: int | None, timeout: float) -> None:
+        """Return once the model is loaded and at ``position`` (a query without one does not
+        wait for loading: it is answered 503 at once)."""
         if position is None:
+            if not self.loaded:
+                raise NotLoaded
             return
         deadline = time.monotonic() + timeout
-        while self.model.position < position:
+        while not self.loaded or self.model.position < position:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise PositionNotReached(position, self.model.position)
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 await asyncio.wait_for(self._advanced.wait(), remaining)
             except TimeoutError:
+                if not self.loaded:
+                    raise NotLoaded from None
                 raise PositionNotReached(position, self.model.position) from None

@@ -17,9 +17,16 @@ from redis import Redis as SyncRedis
 
 from services.common.http_server import HttpServer
 from services.common.redis_client import connect
-from services.common.resilience import Backoff, Outage, Probe, Stopping, keep_trying
+from services.common.resilience import (
+    Backoff,
+    Outage,
+    Probe,
+    Stopping,
+    finish_threads,
+    keep_trying,
+)
 from services.projections import collector, rules
-from services.projections.api import create_app, served
+from services.projections.api import create_app, query_context, served
 from services.projections.consumer import HistoryFold
 from services.projections.event_rows import EventRow
 from services.projections.follower import StreamFollower
@@ -33,15 +40,12 @@ REBUILD_CHUNK = 5000
 T = TypeVar("T")
 
 
-def build_app(
-    live: LiveReadModel, settings: Settings, freshness: Freshness, event_log: SqlViewStore
-) -> Any:
-    # audit queries read the event log through connections of their own
+def build_app(live: LiveReadModel, settings: Settings, freshness: Freshness) -> Any:
+    """The served app; its audit queries get their store once it is open (``event_log``)."""
     return served(create_app(
         live,
         min_position_wait=settings.min_position_wait,
         ready_lag_seconds=settings.ready_lag_seconds,
-        event_log=event_log,
         freshness=freshness,
         refuse_when_stale=settings.refuse_when_stale,
     ))
@@ -92,57 +96,91 @@ def _open(settings: Settings) -> Callable[[], Awaitable[SqlViewStore]]:
 
 
 async def serve_async(settings: Settings) -> None:
+    """Answer /health at once; load the model (waiting out a store outage), then follow the
+    stream; SIGINT or SIGTERM stops it all."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    store = await when_available(_open(settings), "view store (start-up)", stop)
-    event_log = await when_available(_open(settings), "view store (start-up)", stop)
-    model = None
-    if store is not None:
-        model = await when_available(
-            lambda: asyncio.to_thread(store.load), "view store (loading)", stop
-        )
-    if store is None or event_log is None or model is None:
-        return
-    live = LiveReadModel(model)
-    live.settle()
     block = settings.read_block_ms / 1000
     freshness = Freshness(settings.ready_lag_seconds, read_block_seconds=block)
-    # a silent connection is given up soon after the longest wait a read asks for
-    redis = connect(settings.redis_url, socket_timeout=block + 2.0)
+    live = LiveReadModel(loaded=False)  # queries answer 503 "starting" meanwhile
     listener = listen(settings.http_host, settings.http_port)
     host, port = listener.getsockname()[:2]
-    server = HttpServer(server_config(build_app(live, settings, freshness, event_log)))
-    follower = StreamFollower(
-        redis, settings.events_stream, live, store, freshness,
-        count=settings.read_count, block_ms=settings.read_block_ms,
-    )
-    following = asyncio.create_task(follower.run(), name="follower")
-    # /ready must know the store is down even when there is nothing to save
-    store_probe = Probe(partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
-                        freshness.store)
-    probing = asyncio.create_task(store_probe.forever(), name="store-probe")
+    app = build_app(live, settings, freshness)
+    server = HttpServer(server_config(app))
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
-    print(f"projections listening on http://{host}:{port} (position {live.position})", flush=True)
+    print(f"projections listening on http://{host}:{port}", flush=True)
+    running = Running()
     try:
+        await running.start(settings, live, freshness, stop)
+        if running.follower is not None:
+            query_context(app).event_log = running.event_log
+            print(f"projections loaded (position {live.position})", flush=True)
         await asyncio.wait([asyncio.ensure_future(stop.wait()), serving],
                            return_when=asyncio.FIRST_COMPLETED)
     finally:
-        probing.cancel()
-        following.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await following
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(follower.flush(3.0), 4.0)
+        await running.stop()
         server.should_exit = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(serving, 3.0)
-        await redis.aclose()
-        for each in (store, event_log):
-            with contextlib.suppress(Exception):
-                each.close()
+            await asyncio.wait_for(serving, 2.0)
         listener.close()
+        await finish_threads(1.0, log)
+        running.close()
+
+
+class Running:
+    """The parts that need the view store: its connections, the follower, the store probe."""
+
+    def __init__(self) -> None:
+        self.store: SqlViewStore | None = None
+        self.event_log: SqlViewStore | None = None
+        self.redis: Any = None
+        self.follower: StreamFollower | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(
+        self, settings: Settings, live: LiveReadModel, freshness: Freshness, stop: asyncio.Event
+    ) -> None:
+        self.store = await when_available(_open(settings), "view store (start-up)", stop)
+        self.event_log = await when_available(_open(settings), "view store (start-up)", stop)
+        store, event_log = self.store, self.event_log
+        if store is None or event_log is None:
+            return
+        model = await when_available(lambda: asyncio.to_thread(store.load),
+                                     "view store (loading)", stop)
+        if model is None:
+            return
+        live.load(model)
+        # a silent connection is given up soon after the longest wait a read asks for
+        self.redis = connect(settings.redis_url, socket_timeout=freshness.read_block_seconds + 2)
+        self.follower = StreamFollower(
+            self.redis, settings.events_stream, live, store, freshness,
+            count=settings.read_count, block_ms=settings.read_block_ms,
+        )
+        # /ready must know the store is down even when there is nothing to save
+        probe = Probe(partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
+                      freshness.store)
+        self.tasks = [asyncio.create_task(self.follower.run(), name="follower"),
+                      asyncio.create_task(probe.forever(), name="store-probe")]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.follower is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.follower.flush(3.0), 4.0)
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def close(self) -> None:
+        for each in (self.store, self.event_log):
+            if each is not None:
+                with contextlib.suppress(Exception):
+                    each.close()
 
 
 def serve(settings: Settings) -> None:

@@ -16,7 +16,7 @@ import redis
 
 from tests.faults import http
 from tests.faults.deployment import Topology
-from tests.faults.health import HealthSampler
+from tests.faults.health import PROBE_NAME, HealthSampler
 from tests.faults.load import ACCEPTED, Plan, Sent
 from tests.faults.processes import ProcessHarness
 
@@ -84,7 +84,8 @@ def progress(client: redis.Redis, topology: Topology, harness: ProcessHarness | 
             f"projection at {projection_position(topology)}, "
             f"dead letters {_or_error(lambda: client.xlen(streams.dead_letter))}")
     if harness is not None:
-        text += "".join(f"\n--- {p.describe()}" for p in harness.started)
+        text += "".join(f"\n--- {p.describe()}" for p in harness.started
+                        if p.name != PROBE_NAME)
     return text
 
 

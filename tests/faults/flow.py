@@ -37,8 +37,8 @@ class FaultRun:
         self.client = redis.Redis.from_url(self.topology.redis_url, socket_timeout=10)
         self.plan = build_plan("org-" + self.topology.streams.commands.split(".")[0],
                                self.total, self.pause_fraction)
-        self.sampler = HealthSampler({"keys": self.topology.keys_url,
-                                      "projections": self.topology.projections_url})
+        self.sampler = HealthSampler(self.harness, {"keys": self.topology.keys_url,
+                                                    "projections": self.topology.projections_url})
         self.driver = LoadDriver(self.topology.redis_url, self.topology.streams.commands,
                                  self.plan, self.rate)
 

@@ -1,16 +1,22 @@
 """A background sampler of ``/health`` and ``/ready``: every ~100 ms, per service, status and
-latency of each answer, over the whole test."""
+latency of each answer, over the whole test. The polling runs in a process of its own
+(``health_probe.py``); this side reads what it recorded."""
 
 from __future__ import annotations
 
-import threading
+import json
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.faults import http
+from tests.faults.processes import ManagedProcess, ProcessHarness
 
 SAMPLE_INTERVAL_SECONDS = 0.1
-CLIENT_TIMEOUT_SECONDS = 2.0  # generous: the latency is measured and asserted separately
+PROBE = Path(__file__).with_name("health_probe.py")
+PROBE_NAME = "health-probe"
 
 
 @dataclass(frozen=True)
@@ -18,49 +24,51 @@ class Sample:
     at: float  # time.monotonic() when the request was sent
     service: str
     path: str
-    status: int | None
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
     latency: float
     error: str
 
 
 class HealthSampler:
-    def __init__(self, services: dict[str, str]) -> None:
+    def __init__(self, harness: ProcessHarness, services: dict[str, str]) -> None:
         """``services``: name -> base URL (``http://host:port``)."""
+        self.harness = harness
         self.services = services
-        self.samples: list[Sample] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._poll, args=(name, url), daemon=True,
-                             name=f"health-{name}")
-            for name, url in services.items()
-        ]
+        self.out = harness.workdir / f"health-samples-{len(harness.started)}.jsonl"
+        self.process: ManagedProcess | None = None
 
     def start(self) -> HealthSampler:
-        for thread in self._threads:
-            thread.start()
+        targets = [f"{name}={url}" for name, url in self.services.items()]
+        self.process = self.harness.start(
+            PROBE_NAME,
+            [sys.executable, str(PROBE), str(self.out), str(SAMPLE_INTERVAL_SECONDS), *targets],
+            self.harness.env(),
+        )
+        deadline = time.monotonic() + 10
+        while not self._lines():
+            if time.monotonic() > deadline or not self.process.alive():
+                raise AssertionError(f"the health probe records nothing: "
+                                     f"{self.process.describe()}")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        if self.process is not None and self.process.alive():
+            self.process.popen.send_signal(signal.SIGTERM)
+            try:
+                self.process.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.popen.kill()
 
-    def _poll(self, service: str, base: str) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            for path in ("/health", "/ready"):
-                at = time.monotonic()
-                answer = http.get(base + path, timeout=CLIENT_TIMEOUT_SECONDS)
-                with self._lock:
-                    self.samples.append(
-                        Sample(at, service, path, answer.status, answer.latency, answer.error)
-                    )
-            next_tick = max(next_tick + SAMPLE_INTERVAL_SECONDS, time.monotonic())
-            self._stop.wait(next_tick - time.monotonic())
+    def _lines(self) -> list[str]:
+        try:
+            text = self.out.read_text()
+        except FileNotFoundError:
+            return []
+        return [line for line in text.split("\n")[:-1] if line]  # the last may be partial
 
     def of(self, service: str, path: str, start: float = 0.0, end: float = float("inf")
            ) -> list[Sample]:
-        with self._lock:
-            return [s for s in self.samples
-                    if s.service == service and s.path == path and start <= s.at <= end]
+        samples = [Sample(**json.loads(line)) for line in self._lines()]
+        return [s for s in samples
+                if s.service == service and s.path == path and start <= s.at <= end]

@@ -3,6 +3,7 @@ checks and verifies are refused instead (fail closed); /ready tells why it is no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -160,3 +161,33 @@ class TestReady:
         answer = (await client.get(check_url())).json()
         assert answer["stale"] is True and answer["lag_seconds"] == pytest.approx(READY_LAG + 2)
         assert (await client.get("/ready")).status_code == 503
+
+
+class TestStarting:
+    """The service answers /health before its model is loaded; queries wait or answer 503."""
+
+    @pytest.fixture
+    def loading(self) -> LiveReadModel:
+        return LiveReadModel(loaded=False)
+
+    @pytest.fixture
+    async def starting(self, loading: LiveReadModel, freshness: Freshness
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+        async for http in client_for(loading, freshness, refuse=False):
+            yield http
+
+    async def test_health_answers_and_queries_say_starting(self, starting):
+        assert (await starting.get("/health")).status_code == 200
+        assert (await starting.get("/ready")).json()["reason"] == "starting"
+        for response in (await starting.get(check_url()),
+                         await starting.post("/v1/verify", json={"token": TOKEN})):
+            assert response.status_code == 503 and response.json()["error"] == "starting"
+
+    async def test_a_query_with_min_position_waits_for_the_load(self, starting, loading):
+        model = rules.fold(populated().events)
+        pending = asyncio.ensure_future(starting.get(check_url(min_position=model.position)))
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+        loading.load(model)
+        response = await pending
+        assert response.status_code == 200 and response.json()["allowed"] is True
