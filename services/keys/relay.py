@@ -26,7 +26,7 @@ from contracts.events import event_encoder
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
 from services.common.lifeline import die_with_parent
 from services.common.redis_client import connect
-from services.common.resilience import Backoff, Outage, is_transient
+from services.common.resilience import Backoff, Outage, Stopping, is_transient, keep_trying
 from services.keys.domain import ApiKey, Organization
 from services.keys.event_store import ApiKeysApplication
 from services.keys.mapping import is_published, to_contract
@@ -139,7 +139,7 @@ class EventRelay:
         every ``poll_seconds`` in case another process stored events. An outage of Redis or
         of the store is waited out with backoff; publishing resumes at the stream's top."""
         outage, backoff = Outage("relay", log), Backoff(cap=2.0)
-        started = False
+        started = failing = False
         while alive():
             self.wake.clear()
             try:
@@ -149,11 +149,13 @@ class EventRelay:
                 published = await self.relay_once()
                 outage.succeeded()
                 backoff.reset()
+                failing = False
             except Exception as error:
-                if not is_transient(error):
-                    log.exception("relay failed; retrying")
-                else:
+                if is_transient(error):
                     outage.failed(error)
+                elif not failing:  # the traceback once, not once per retry
+                    failing = True
+                    log.exception("relay failed; retrying with backoff")
                 self.aggregates.clear()
                 started = False  # resume from what the stream holds
                 await asyncio.sleep(backoff.next_delay())
@@ -168,11 +170,18 @@ async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: 
     """The relay as a process of its own. The keys service writes a byte to ``wake_fd`` after
     each stored batch; end of file there means the keys service is gone, and so the relay
     ends too."""
-    app = ApiKeysApplication(event_store)
-    redis = connect(redis_url)
-    relay = EventRelay(app, redis, stream)
     parent_gone = asyncio.Event()
     loop = asyncio.get_running_loop()
+    os.set_blocking(wake_fd, False)
+    try:  # a relay started during a store outage waits for the store
+        app = await keep_trying(
+            lambda: asyncio.to_thread(ApiKeysApplication, event_store),
+            Outage("relay's event store", log), parent_gone.is_set, Backoff(cap=5.0),
+        )
+    except Stopping:
+        return
+    redis = connect(redis_url)
+    relay = EventRelay(app, redis, stream)
 
     def readable() -> None:
         try:
@@ -184,7 +193,6 @@ async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: 
             parent_gone.set()
         relay.wake.set()
 
-    os.set_blocking(wake_fd, False)
     loop.add_reader(wake_fd, readable)
     try:
         await relay.run(IDLE_POLL_SECONDS, alive=lambda: not parent_gone.is_set())

@@ -22,7 +22,7 @@ from services.projections.consumer import fold_entries, stream_cursor, stream_en
 from services.projections.event_rows import EventRow
 from services.projections.freshness import Freshness
 from services.projections.live import LiveReadModel
-from services.projections.views import Batch, ViewStore, batch_for
+from services.projections.views import Batch, ViewStore, batch_for_yielding
 
 log = logging.getLogger(__name__)
 MAX_UNSAVED_EVENTS = 200_000
@@ -56,13 +56,19 @@ class StreamFollower:
         self.saving: asyncio.Task[None] | None = None
         self.save_backoff = Backoff(base=0.1, cap=2.0)
         self.next_attempt = 0.0
+        self.needs_reload = False
 
     async def run(self) -> None:
         """Run until cancelled."""
         backoff = Backoff(cap=2.0)
         while True:
+            if self.needs_reload:
+                await self.reload()
+                if self.needs_reload:
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
             if len(self.unsaved_rows) >= self.max_unsaved:
-                self.start_save()
+                await self.start_save()
                 await asyncio.sleep(0.2)  # enough held in memory: wait for the store
                 continue
             try:
@@ -75,7 +81,7 @@ class StreamFollower:
                     self.freshness.stream.failed(error)
                 else:
                     log.exception("applying a batch failed; reloading the read model")
-                    await self.reload()
+                    self.needs_reload = True
                 await asyncio.sleep(backoff.next_delay())
 
     async def read_once(self) -> int:
@@ -95,7 +101,7 @@ class StreamFollower:
             if live.model.position > before:
                 self.has_unsaved = True
                 live.advanced()
-        self.start_save()
+        await self.start_save()
         if len(entries) < self.count:
             live.mark_caught_up()
         return len(entries)
@@ -105,7 +111,7 @@ class StreamFollower:
         """Everything applied in memory is in the store."""
         return not self.has_unsaved and self.saving is None
 
-    def start_save(self) -> None:
+    async def start_save(self) -> None:
         """Write every change applied since the last save, in a thread, while folding goes
         on; during a store outage, attempts are spaced out with backoff."""
         if not self.has_unsaved or self.saving is not None:
@@ -113,7 +119,7 @@ class StreamFollower:
         if asyncio.get_running_loop().time() < self.next_attempt:
             return
         touched, rows = self.unsaved_touched, self.unsaved_rows
-        batch = batch_for(self.live.model, touched, rows)
+        batch = await batch_for_yielding(self.live.model, touched, rows)
         self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
         self.saving = asyncio.create_task(self._save(batch, touched, rows))
 
@@ -133,9 +139,10 @@ class StreamFollower:
             self.next_attempt = loop.time() + self.save_backoff.next_delay()
             if is_transient(error):
                 self.freshness.store.failed(error)
-            else:
-                log.exception("saving the read model failed")
+            else:  # not an outage: start again from what the store holds
+                log.exception("saving the read model failed; reloading it from the store")
                 self.freshness.store.failed(error)
+                self.needs_reload = True
         finally:
             self.saving = None
 
@@ -144,7 +151,7 @@ class StreamFollower:
         deadline = asyncio.get_running_loop().time() + timeout
         while not self.saved and asyncio.get_running_loop().time() < deadline:
             self.next_attempt = 0.0
-            self.start_save()
+            await self.start_save()
             if self.saving is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(self.saving), 1.0)
@@ -153,9 +160,18 @@ class StreamFollower:
         return self.saved
 
     async def reload(self) -> None:
+        """Start again from the store (after an unexpected failure while applying): the
+        save in flight first, then what is stored replaces memory; retried until it works."""
+        if self.saving is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.saving)
         try:
-            self.live.replace(await asyncio.to_thread(self.store.load))
-            self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
+            model = await asyncio.to_thread(self.store.load)
         except Exception as error:
             self.freshness.store.failed(error)
-            log.exception("reloading the read model failed; will retry")
+            self.needs_reload = True
+            return
+        self.freshness.store.succeeded()
+        self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
+        self.live.replace(model)
+        self.needs_reload = False

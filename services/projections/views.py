@@ -6,6 +6,7 @@ below the stored one changes nothing, so re-applying events after a crash has no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import threading
@@ -45,6 +46,24 @@ def batch_for(
     key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
     org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
     return _rows(Batch(model.position, events=list(events)), model, org_ids, key_ids)
+
+
+async def batch_for_yielding(
+    model: rules.ReadModel,
+    touched: Iterable[rules.Touched],
+    events: Iterable[EventRow] = (),
+    chunk: int = 2000,
+) -> Batch:
+    """``batch_for``, yielding to the event loop every ``chunk`` keys, so that a batch of many
+    keys (everything applied during a long store outage) does not hold up queries. The model
+    must not change meanwhile: its one writer awaits this."""
+    key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
+    org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
+    batch = _rows(Batch(model.position, events=list(events)), model, org_ids, [])
+    for start in range(0, len(key_ids), chunk):
+        _rows(batch, model, [], key_ids[start : start + chunk])
+        await asyncio.sleep(0)
+    return batch
 
 
 def full_batch(model: rules.ReadModel, events: Iterable[EventRow] = ()) -> Batch:
