@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from contracts.tokens import new_token, token_hint, token_sha256
+from services.common.redact import redacted
 from services.embedded_redis import EmbeddedRedis, redis_cli_binary
 from services.projections.audit_cli import add_commands as add_audit_commands
 from services.supervisor import Child, Supervisor, spawn
@@ -55,7 +56,7 @@ def run(_: argparse.Namespace) -> int:
             print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)",
                   flush=True)
         else:
-            print(f"redis        {env['REDIS_URL']}", flush=True)
+            print(f"redis        {redacted(env['REDIS_URL'])}", flush=True)
         env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
         env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
         http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
@@ -64,14 +65,14 @@ def run(_: argparse.Namespace) -> int:
             "keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env)
         ))
         wait_for_health(f"http://{keys_health}/health", keys, supervisor)
-        print(f"keys         event store {env['APIKEYS_EVENT_STORE']}", flush=True)
+        print(f"keys         event store {redacted(env['APIKEYS_EVENT_STORE'])}", flush=True)
         projections = supervisor.add(Child(
             "projection service",
             lambda: spawn([sys.executable, "-m", "services.projections"], env),
         ))
         wait_for_health(f"http://{http_addr}/health", projections, supervisor)
         if not supervisor.stopping:
-            print(f"projections  view store {env['APIKEYS_VIEW_STORE']}", flush=True)
+            print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
             print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)",
                   flush=True)
         return supervisor.watch()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from redis import exceptions as redis_errors
 
 from services.common.lag import LagTracker, parse_watermark
+from services.common.redact import redacted
 from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.health import Readiness
 
@@ -132,3 +133,14 @@ class TestSqlState:
             raise IntegrityError("dup") from psycopg.errors.lookup("23505")("dup")
         except IntegrityError as error:
             assert not is_transient(error)
+
+
+class TestRedacted:
+    def test_the_password_is_hidden(self):
+        assert redacted("postgresql://u:secret@db:5432/x?schema=s") == (
+            "postgresql://u:***@db:5432/x?schema=s")
+        assert redacted("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+
+    def test_a_url_without_one_is_unchanged(self):
+        assert redacted("sqlite:///var/events.db") == "sqlite:///var/events.db"
+        assert redacted("redis://127.0.0.1:6380/0") == "redis://127.0.0.1:6380/0"
