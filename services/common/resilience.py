@@ -11,9 +11,11 @@ import random
 import sqlite3
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eventsourcing import persistence
 from redis import exceptions as redis_errors
@@ -186,20 +188,55 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     raise Stopping
 
 
+class Worker:
+    """A thread of its own for one kind of blocking call (store writes, a probe), so that
+    calls blocked on a silent connection never starve the loop's default executor, and a
+    stop can tell whether one is still running."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.busy = 0
+        WORKERS.add(self)
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        self.busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+        finally:
+            self.busy -= 1
+
+    def release(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        WORKERS.discard(self)
+
+
+WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
 async def finish_threads(seconds: float, log: logging.Logger) -> None:
-    """Wait (bounded) for calls running in the default executor's threads; if one is still
-    blocked (a database call on a connection that went silent), end the process now instead
-    of waiting for it at exit: whatever it had not committed is rolled back by the database,
-    and the work in hand is still pending for the next start."""
+    """Wait (bounded) for blocking calls still running in threads; if one is still blocked (a
+    database call on a connection that went silent), end the process now instead of waiting
+    for it at exit: whatever it had not committed is rolled back by the database, and the
+    work in hand is still pending for the next start."""
     loop = asyncio.get_running_loop()
-    try:
-        await asyncio.wait_for(loop.shutdown_default_executor(), seconds)
-    except TimeoutError:
-        log.warning("a blocked call did not finish within %.1f s; exiting without it", seconds)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    deadline = loop.time() + seconds
+    while any(worker.busy for worker in WORKERS) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if not any(worker.busy for worker in WORKERS):
+        try:
+            await asyncio.wait_for(
+                loop.shutdown_default_executor(), max(0.1, deadline - loop.time())
+            )
+            for worker in list(WORKERS):
+                worker.release()
+            return
+        except TimeoutError:
+            pass
+    log.warning("a blocked call did not finish within %.1f s; exiting without it", seconds)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class Probe:
@@ -211,6 +248,7 @@ class Probe:
         self.call = call
         self.outage = outage
         self.timeout = timeout
+        self.worker = Worker("probe")
         self._running: asyncio.Future[object] | None = None
         self._started = 0.0
 
@@ -224,7 +262,7 @@ class Probe:
                     self.outage.succeeded()
                 else:
                     self.outage.failed(error)
-            self._running = asyncio.ensure_future(asyncio.to_thread(self.call))
+            self._running = asyncio.ensure_future(self.worker.run(self.call))
             self._started = time.monotonic()
         elif time.monotonic() - self._started > self.timeout:
             self.outage.failed(TimeoutError("no answer"))

@@ -3,6 +3,7 @@ CommandConsumer, and the broker's logging folded into one line per outage."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +39,8 @@ class FetchErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError):
+            return False  # a batch held through an outage, given up at stop: still pending
         if error is not None and is_transient(error):
             self.outage.failed(error)
             return False

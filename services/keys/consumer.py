@@ -25,7 +25,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from contracts.results import CommandResult, DeadLetter
-from services.common.resilience import Backoff, Outage, Stopping, is_transient, keep_trying
+from services.common.resilience import (
+    Backoff,
+    Outage,
+    Stopping,
+    Worker,
+    is_transient,
+    keep_trying,
+)
 from services.keys.application import CommandProcessor, Entry
 from services.keys.intake import Refused, read_entry
 from services.keys.replies import Answer, Replies, dead_letter, failures_key, text
@@ -64,6 +71,7 @@ class CommandConsumer:
         self.stopping = False
         self.redis_outage = Outage("Redis (commands)", log)
         self.store_outage = Outage("event store", log)
+        self.store_worker = Worker("event-store")
         self.replies = Replies(settings, redis, self.redis_outage, lambda: self.stopping)
         self.parked: set[str] = set()  # left pending after failing: not lost, retried later
 
@@ -172,7 +180,7 @@ class CommandConsumer:
         backoff, last_claim = Backoff(cap=2.0), time.monotonic()
         while True:
             try:
-                results = await asyncio.to_thread(self.processor.process, entries)
+                results = await self.store_worker.run(self.processor.process, entries)
                 self.store_outage.succeeded()
                 return results
             except Exception as error:

@@ -79,13 +79,17 @@ class RelayProcess:
         self._close_wake()  # end of file: the relay finishes what it has and ends
         if process is None:
             return
-        await asyncio.to_thread(process.join, timeout)
+        # waits on the process's sentinel: no thread that a blocked store call could hold up
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_exited(process), timeout)
         if process.is_alive():
             process.terminate()
-            await asyncio.to_thread(process.join, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_exited(process), 1.0)
         if process.is_alive():
             process.kill()
-            await asyncio.to_thread(process.join, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_exited(process), 1.0)
         self.process = None
 
     def _close_wake(self) -> None:

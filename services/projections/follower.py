@@ -16,7 +16,7 @@ import logging
 from redis.asyncio import Redis
 
 from services.common.lag import parse_watermark, watermark_key
-from services.common.resilience import Backoff, is_transient
+from services.common.resilience import Backoff, Worker, is_transient
 from services.projections import rules
 from services.projections.consumer import fold_entries, stream_cursor, stream_entries
 from services.projections.event_rows import EventRow
@@ -57,6 +57,7 @@ class StreamFollower:
         self.save_backoff = Backoff(base=0.1, cap=2.0)
         self.next_attempt = 0.0
         self.needs_reload = False
+        self.store_worker = Worker("view-store")
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -128,7 +129,7 @@ class StreamFollower:
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(self.store.save, batch)
+            await self.store_worker.run(self.store.save, batch)
             self.freshness.store.succeeded()
             self.save_backoff.reset()
         except Exception as error:
