@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from tests.faults import http
+from tests.faults import http_get
 from tests.faults.deployment import Topology
-from tests.faults.health import PROBE_NAME, HealthSampler
+from tests.faults.health import PROBE_NAME, HealthSampler, Sample
 from tests.faults.load import ACCEPTED, Plan, Sent
 from tests.faults.processes import ProcessHarness
 
@@ -37,7 +37,7 @@ def stream_top(client: redis.Redis, stream: str) -> int:
 
 
 def projection_position(topology: Topology) -> int | None:
-    answer = http.get(f"{topology.projections_url}/health", timeout=2.0)
+    answer = http_get.get(f"{topology.projections_url}/health", timeout=2.0)
     return int(answer.body["position"]) if answer.status == 200 else None
 
 
@@ -132,12 +132,22 @@ def result_problems(sent: list[Sent], results: list[dict[str, Any]]) -> list[str
     problems = []
     if len(results) != len(sent):
         problems.append(f"{len(results)} results for {len(sent)} commands sent")
-    wrong = [f"{command_id}: expected {want}, got {actual.get(command_id, [])}"
-             for command_id, want in expected.items() if actual.get(command_id, []) != want]
+    wrong, reordered = [], []
+    for command_id, want in expected.items():
+        got = actual.get(command_id, [])
+        if got == want:
+            continue
+        if sorted(got, key=str) == sorted(want, key=str):
+            reordered.append(f"{command_id}: sent {want}, answered {got}")
+        else:
+            wrong.append(f"{command_id}: expected {want}, got {got}")
     unknown = [command_id for command_id in actual if command_id not in expected]
     if wrong:
         problems.append(f"{len(wrong)} commands without exactly their expected result(s), "
                         f"e.g. {wrong[:SHOWN]}")
+    if reordered:
+        problems.append(f"{len(reordered)} resent command ids answered out of send order "
+                        f"(the resend's result before the original's), e.g. {reordered[:SHOWN]}")
     if unknown:
         problems.append(f"results for commands never sent: {unknown[:SHOWN]}")
     return problems
@@ -212,7 +222,7 @@ def projection_problems(client: redis.Redis, topology: Topology, harness: Proces
         problems.append(f"verify-projections exited {verify.returncode}: "
                         f"{(verify.stdout + verify.stderr)[-1500:]}")
     for key_id in plan.toggle_keys:
-        answer = http.get(f"{topology.projections_url}/v1/keys/{key_id}/permissions", 5.0)
+        answer = http_get.get(f"{topology.projections_url}/v1/keys/{key_id}/permissions", 5.0)
         status = answer.body.get("status") if isinstance(answer.body, dict) else None
         if answer.status != 200 or status != plan.final_status(key_id):
             problems.append(f"key {key_id}: projection says {answer.status} {status!r}, "
@@ -245,8 +255,18 @@ def health_problems(sampler: HealthSampler, service: str, max_latency: float = 0
     if not bad:
         return []
     examples = [f"{s.status or s.error[:60]} in {s.latency * 1000:.0f} ms" for s in bad[:SHOWN]]
+    control = sampler.of("control", "/health", start, end)
     return [f"{service} /health: {len(bad)} of {len(samples)} answers not 200 within "
-            f"{max_latency * 1000:.0f} ms, e.g. {examples}"]
+            f"{max_latency * 1000:.0f} ms ({spread(samples)}; the probe's own control server: "
+            f"{spread(control)}), e.g. {examples}"]
+
+
+def spread(samples: list[Sample]) -> str:
+    if not samples:
+        return "no samples"
+    latencies = sorted(s.latency * 1000 for s in samples)
+    return (f"p50 {latencies[len(latencies) // 2]:.0f} ms, "
+            f"p99 {latencies[int(len(latencies) * 0.99)]:.0f} ms, max {latencies[-1]:.0f} ms")
 
 
 def came_back_problems(sampler: HealthSampler, service: str, path: str, after: float,

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from services.embedded_redis import free_port
-from tests.faults import http
+from tests.faults import http_get
 from tests.faults.processes import ManagedProcess, ProcessHarness
 
 START_TIMEOUT_SECONDS = 60.0
@@ -87,7 +87,7 @@ def wait_healthy(process: ManagedProcess, url: str, timeout: float = START_TIMEO
     while time.monotonic() < deadline:
         if not process.alive():
             raise AssertionError(f"exited before answering {url}: {process.describe()}")
-        if http.get(url, timeout=1.0).status == 200:
+        if http_get.get(url, timeout=1.0).status == 200:
             return
         time.sleep(0.05)
     raise AssertionError(f"{url} did not answer 200 in {timeout} s: {process.describe()}")

@@ -32,6 +32,7 @@ class FaultRun:
     fault_end: float = 0.0
     answered_at_fault_end: int = 0
     recovered: bool = False
+    checks_started: float = float("inf")  # the checks' own CPU load is not the service's
 
     def __post_init__(self) -> None:
         self.client = redis.Redis.from_url(self.topology.redis_url, socket_timeout=10)
@@ -81,6 +82,7 @@ class FaultRun:
         sent = self.driver.join()
         checks.wait_caught_up(self.client, self.topology, len(sent),
                               COMPLETION_TIMEOUT_SECONDS, self.harness)
+        self.checks_started = time.monotonic()
         problems = checks.invariant_problems(self.client, self.topology, self.harness,
                                              self.plan, sent)
         self.sampler.stop()
@@ -95,6 +97,19 @@ class FaultRun:
             self.sampler.stop()
             return [f"{self.label}: no recovery: {error}"]
         return self.finish()
+
+    def health_problems(self, *services: str) -> list[str]:
+        """(e) every /health sampled until the checks began answered 200 within 100 ms
+        (export and verify-projections then compete for the same cores)."""
+        return [problem for service in services
+                for problem in checks.health_problems(self.sampler, service,
+                                                      end=self.checks_started)]
+
+    def readiness_problems(self, *services: str, within: float) -> list[str]:
+        """(e) /ready answered 503 during the fault and 200 within ``within`` s after."""
+        return [problem for service in services
+                for problem in checks.readiness_problems(self.sampler, service, self.fault_start,
+                                                         self.fault_end, within)]
 
     def close(self) -> None:
         self.sampler.stop()

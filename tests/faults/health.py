@@ -39,11 +39,10 @@ class HealthSampler:
 
     def start(self) -> HealthSampler:
         targets = [f"{name}={url}" for name, url in self.services.items()]
-        self.process = self.harness.start(
-            PROBE_NAME,
-            [sys.executable, str(PROBE), str(self.out), str(SAMPLE_INTERVAL_SECONDS), *targets],
-            self.harness.env(),
-        )
+        interval = str(SAMPLE_INTERVAL_SECONDS)
+        # -P: the probe's own directory stays off sys.path (stdlib only, by path)
+        command = [sys.executable, "-P", str(PROBE), str(self.out), interval, *targets]
+        self.process = self.harness.start(PROBE_NAME, command, self.harness.env())
         deadline = time.monotonic() + 10
         while not self._lines():
             if time.monotonic() > deadline or not self.process.alive():

@@ -2,15 +2,20 @@
 answer: ``{"at", "service", "path", "status", "latency", "error"}`` (``at`` is
 ``time.monotonic()``, the same clock as the test's).
 
-Run as a process of its own (``python health_probe.py OUT INTERVAL name=url ...``), so the
+Run as a process of its own (``python -P health_probe.py OUT INTERVAL name=url ...``), so the
 latency it measures is the service's, not the test process's threads waiting for the GIL.
 Stdlib only: it runs by path, without the project on ``sys.path``.
+
+It also polls a trivial server of its own, as service ``control``: when the machine is so busy
+that the probe itself waits for a core, the control's latency shows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -52,8 +57,25 @@ def poll(service: str, base: str, interval: float, out: IO[str], lock: threading
         stop.wait(next_tick - time.monotonic())
 
 
+def serve_control(listener: socket.socket) -> None:
+    """Answer every request at once with a 200, in one write."""
+    while True:
+        connection, _ = listener.accept()
+        with connection, contextlib.suppress(OSError):
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
 def main(argv: list[str]) -> None:
     out_path, interval, targets = argv[0], float(argv[1]), argv[2:]
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=serve_control, args=(listener,), daemon=True).start()
+    targets.append(f"control=http://127.0.0.1:{listener.getsockname()[1]}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lock = threading.Lock()

@@ -90,11 +90,17 @@ class ProcessHarness:
         """Every live descendant of a started process or of one recorded earlier (an orphan's
         own children), recorded by (pid, start time) so that a reused pid is not confused."""
         with self._lock:
-            roots = [m.pid for m in self.started] + [p.pid for p in self._tracked.values()]
-        found = []
-        for pid in roots:
+            started = [m for m in self.started if m.alive()]  # not reaped: its pid is its own
+            tracked = [p for p in self._tracked.values() if not is_gone(p)]
+        roots = []
+        for managed in started:
             with contextlib.suppress(psutil.Error):
-                found.extend(psutil.Process(pid).children(recursive=True))
+                roots.append(psutil.Process(managed.pid))
+        found = []
+        for root in roots + tracked:
+            with contextlib.suppress(psutil.Error):
+                if root.is_running():  # still that process (psutil compares start times)
+                    found.extend(root.children(recursive=True))
         with self._lock:
             for process in found:
                 with contextlib.suppress(psutil.Error):
@@ -187,6 +193,17 @@ def children_running(parent_pid: int, module: str) -> list[psutil.Process]:
             with contextlib.suppress(psutil.Error):
                 cmdline = child.cmdline()
                 if not is_gone(child) and "-m" in cmdline and module in cmdline:
+                    found.append(child)
+    return found
+
+
+def embedded_redis_children(parent_pid: int) -> list[psutil.Process]:
+    """Live children of ``parent_pid`` that are a redis-server (the embedded one)."""
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(parent_pid).children():
+            with contextlib.suppress(psutil.Error):
+                if not is_gone(child) and child.name() == "redis-server":
                     found.append(child)
     return found
 

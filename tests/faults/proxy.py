@@ -79,10 +79,6 @@ class TcpProxy:
         self._acceptor.start()
 
     @property
-    def is_cut(self) -> bool:
-        return self._is_cut
-
-    @property
     def open_connections(self) -> int:
         with self._lock:
             return len(self._links)

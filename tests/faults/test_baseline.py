@@ -19,8 +19,7 @@ def test_without_a_fault_every_invariant_holds(split_deployment: SplitDeployment
     try:
         run.start_load()
         problems = run.finish()
-        for service in ("keys", "projections"):
-            problems += checks.health_problems(run.sampler, service)
+        problems += run.health_problems("keys", "projections")
         checks.assert_no_problems(problems)
     finally:
         run.close()

@@ -3,6 +3,7 @@ so a failing fault test points at the product, not at the harness."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.faults.checks import events_stream_problems, position_order_problems, result_problems
-from tests.faults.load import ACCEPTED, DUPLICATE, REJECTED, Sent, build_plan
+from tests.faults.load import ACCEPTED, DUPLICATE, REJECTED, LoadDriver, Sent, build_plan
 from tests.faults.processes import MARKER_VARIABLE, ProcessHarness, is_gone
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
@@ -78,6 +79,23 @@ def test_redis_comes_back_from_its_aof_after_sigkill(fault_redis: RestartableRed
     assert fault_redis.client().xlen("s") == 200
 
 
+def test_the_load_lands_every_command_once_in_order_across_a_redis_restart(
+    fault_redis: RestartableRedis,
+) -> None:
+    plan = build_plan("org-x", 600, pause_fraction=0.3)
+    driver = LoadDriver(fault_redis.url, "commands", plan, rate=300).start()
+    driver.wait_paused()
+    fault_redis.kill()
+    driver.resume()
+    time.sleep(0.5)  # Redis stays down while the driver keeps trying
+    fault_redis.start()
+    sent = driver.join()
+    stream: Any = fault_redis.client().xrange("commands")
+    landed = [json.loads(fields[b"__data__"])["command_id"] for _, fields in stream]
+    assert landed == [p.command_id for p in plan.commands]
+    assert [i.decode() for i, _ in stream] == [s.entry_id for s in sent]
+
+
 def test_teardown_kills_groups_descendants_and_orphans(tmp_path: Path, unique: str) -> None:
     harness = ProcessHarness(tmp_path, marker=f"self-{unique}")
     # a parent that starts two children in sessions of their own (out of its group), one of
@@ -106,7 +124,7 @@ def test_teardown_kills_groups_descendants_and_orphans(tmp_path: Path, unique: s
 
 def sent_plan(total: int) -> list[Sent]:
     plan = build_plan("org-x", total)
-    return [Sent(planned, f"1-{n}", 0.0) for n, planned in enumerate(plan.commands)]
+    return [Sent(planned, f"1-{n}") for n, planned in enumerate(plan.commands)]
 
 
 def true_results(sent: list[Sent]) -> list[dict[str, Any]]:
@@ -133,6 +151,9 @@ def test_the_result_checks_catch_a_lost_a_repeated_and_a_wrong_result() -> None:
     duplicate = next(r for r in results if r["status"] == DUPLICATE)
     assert result_problems(sent, [r if r is not duplicate else {**r, "status": ACCEPTED}
                                   for r in results])
+    original = next(r for r in results if r["command_id"] == duplicate["command_id"])
+    assert result_problems(sent, [duplicate if r is original else original if r is duplicate
+                                  else r for r in results])  # answered out of send order
     swapped = [dict(r) for r in results]
     swapped[20]["position"], swapped[30]["position"] = (swapped[30]["position"],
                                                         swapped[20]["position"])

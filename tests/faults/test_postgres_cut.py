@@ -38,10 +38,9 @@ def test_a_postgres_cut_loses_and_repeats_nothing(
         problems = run.outcome(RECOVERY_TIMEOUT_SECONDS)
         if run.recovered:
             problems += checks.stored_position_problems(topology)
-        for service in ("keys", "projections"):
-            problems += checks.health_problems(run.sampler, service)
-            problems += checks.readiness_problems(run.sampler, service, run.fault_start,
-                                                  run.fault_end, READY_AGAIN_WITHIN_SECONDS)
+        problems += run.health_problems("keys", "projections")
+        problems += run.readiness_problems("keys", "projections",
+                                           within=READY_AGAIN_WITHIN_SECONDS)
         checks.assert_no_problems(problems)
     finally:
         run.close()

@@ -36,10 +36,8 @@ def test_a_redis_cut_of_the_keys_service_loses_and_repeats_nothing(
         proxy.restore()
         run.fault_ends()
         problems = run.outcome(RECOVERY_TIMEOUT_SECONDS)
-        problems += checks.health_problems(run.sampler, "keys")
-        problems += checks.health_problems(run.sampler, "projections")
-        problems += checks.readiness_problems(run.sampler, "keys", run.fault_start,
-                                              run.fault_end, READY_AGAIN_WITHIN_SECONDS)
+        problems += run.health_problems("keys", "projections")
+        problems += run.readiness_problems("keys", within=READY_AGAIN_WITHIN_SECONDS)
         checks.assert_no_problems(problems)
     finally:
         run.close()

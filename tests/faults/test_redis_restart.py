@@ -30,10 +30,9 @@ def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
         fault_redis.start()
         run.fault_ends()
         problems = run.outcome(RECOVERY_TIMEOUT_SECONDS)
-        for service in ("keys", "projections"):
-            problems += checks.health_problems(run.sampler, service)
-            problems += checks.readiness_problems(run.sampler, service, run.fault_start,
-                                                  run.fault_end, READY_AGAIN_WITHIN_SECONDS)
+        problems += run.health_problems("keys", "projections")
+        problems += run.readiness_problems("keys", "projections",
+                                           within=READY_AGAIN_WITHIN_SECONDS)
         checks.assert_no_problems(problems)
     finally:
         run.close()

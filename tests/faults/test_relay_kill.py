@@ -48,8 +48,7 @@ def test_a_killed_relay_is_replaced_and_publishes_everything_once(
                 break
             time.sleep(0.01)
         problems += run.outcome(RECOVERY_TIMEOUT_SECONDS)
-        problems += checks.health_problems(run.sampler, "keys")
-        problems += checks.health_problems(run.sampler, "projections")
+        problems += run.health_problems("keys", "projections")
         checks.assert_no_problems(problems)
     finally:
         run.close()

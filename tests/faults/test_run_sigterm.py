@@ -35,6 +35,7 @@ def test_sigterm_stops_apikeys_run_and_its_whole_tree(run_deployment: RunDeploym
         problems = []
         try:
             supervisor.popen.wait(timeout=EXIT_WITHIN_SECONDS)
+            print(f"STOPPED run-sigterm sqlite: {time.monotonic() - signalled:.1f} s")
         except subprocess.TimeoutExpired:
             problems.append(f"apikeys run still running {EXIT_WITHIN_SECONDS:.0f} s after SIGTERM")
         remaining = max(0.1, signalled + EXIT_WITHIN_SECONDS - time.monotonic())

@@ -39,10 +39,3 @@ def _decoded(raw: bytes) -> Any:
     except ValueError:
         return raw.decode(errors="replace")
 
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    """The JSON body of a 200 answer; AssertionError on anything else."""
-    answer = get(url, timeout)
-    if answer.status != 200:
-        raise AssertionError(f"GET {url}: {answer.status} {answer.body!r} {answer.error}")
-    return answer.body
