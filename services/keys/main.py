@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -99,6 +100,11 @@ class KeysService:
                 look_after_pending(consumer, reader_outage), name="upkeep"
             )
         )
+        # what start-up allocated (imports, the library's registries) lives as long as the
+        # process: out of the collector's full passes, which otherwise stall the event loop
+        # (measured: 39 ms per full pass over it)
+        gc.collect()
+        gc.freeze()
         self.readiness.started = True
         print(
             f"keys service: consuming {settings.commands_stream} as {settings.consumer} "

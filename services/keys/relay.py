@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -182,6 +183,8 @@ async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: 
         return
     redis = connect(redis_url)
     relay = EventRelay(app, redis, stream)
+    gc.collect()
+    gc.freeze()  # start-up's objects out of the collector's full passes
 
     def readable() -> None:
         try:
