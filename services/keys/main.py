@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -219,8 +220,14 @@ async def _first(*awaitables: Awaitable[Any]) -> None:
             task.cancel()
 
 
+# Batches are applied in a worker thread that holds the GIL while it computes; the event loop
+# (health, replies, reads) gets it back after at most this long instead of 5 ms.
+GIL_SWITCH_SECONDS = 0.001
+
+
 def serve(settings: KeysSettings | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     asyncio.run(run_keys_service(settings or KeysSettings.from_env()))
 
 
