@@ -51,6 +51,15 @@ def settings_for(redis_url: str, unique: str) -> KeysSettings:
     )
 
 
+async def prepared(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> tuple[KeysSettings, ApiKeysApplication]:
+    """The test's streams with the group created, and an event store of its own."""
+    settings = settings_for(redis_url, unique)
+    await ensure_group(redis, settings.commands_stream, settings.group)
+    return settings, ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+
+
 async def read_all(redis: Redis, stream: str) -> list[dict]:
     return [json.loads(f[b"__data__"]) for _, f in await redis.xrange(stream)]
 
@@ -66,9 +75,7 @@ async def deliver(redis: Redis, settings: KeysSettings, *payloads: bytes) -> lis
 async def test_answers_keep_stream_order_around_refused_entries(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     consumer = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
     payloads = [json.dumps(setup[0]).encode(), b'{"type": "Nope"}',
@@ -88,9 +95,7 @@ async def test_answers_keep_stream_order_around_refused_entries(
 async def test_an_entry_that_keeps_failing_stays_pending_then_is_dead_lettered(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     setup = organization_setup("acme", locations=1, roles=0)
     poison = key_command("RenameApiKey", "acme", "k1", name="x")
     consumer = CommandConsumer(settings, FailingOn(app, poison["command_id"]), redis,
@@ -120,9 +125,7 @@ async def test_entries_read_again_after_outages_are_not_dead_lettered(
 ) -> None:
     """Re-reading a pending entry (as after each reconnect) raises Redis's delivery count, but
     only failures of the command's own handling count toward the budget."""
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     consumer = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
     entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup))
@@ -141,9 +144,7 @@ async def test_a_new_batch_waits_for_older_entries_whose_delivery_was_lost(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
     """Entries delivered in a reply that never arrived are handled before newer ones."""
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     consumer = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
     older = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup[:2]))
@@ -175,9 +176,7 @@ class UnreachableFor(CommandProcessor):
 async def test_a_store_outage_holds_the_batch_until_the_store_answers(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     consumer = CommandConsumer(settings, UnreachableFor(app, outages=8), redis,
                                retry_delays=(0.0,))
     setup = organization_setup("acme", locations=1, roles=0)
@@ -194,9 +193,7 @@ async def test_answers_sent_again_publish_nothing_twice(
 ) -> None:
     """A reply lost with a dropped connection, or an entry handled twice (a lost delivery, a
     second replica that claimed it): the result goes out only with the XACK that acks it."""
-    settings = settings_for(redis_url, unique)
-    await ensure_group(redis, settings.commands_stream, settings.group)
-    app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
     first = CommandConsumer(settings, CommandProcessor(app), redis)
     second = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
