@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresFactory
 
-from services.common.postgres import LIVENESS
+from services.common.postgres import LIVENESS, RECONNECT_SECONDS
 
 
 class LivelyPostgresFactory(PostgresFactory):
@@ -21,3 +21,4 @@ class LivelyPostgresFactory(PostgresFactory):
         if not isinstance(kwargs, dict):
             raise TypeError("eventsourcing's pool no longer takes a dict of connection arguments")
         kwargs.update(LIVENESS)
+        self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS

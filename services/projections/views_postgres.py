@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from services.common.postgres import LIVENESS
+from services.common.postgres import LIVENESS, RECONNECT_SECONDS
 from services.projections.views import DEFAULT_PREFIX, SqlViewStore
 
 # the pool logs every failed attempt; the follower logs an outage once when it starts and ends
@@ -38,7 +38,7 @@ class PostgresViewStore(SqlViewStore):
         self.pool = ConnectionPool(
             conninfo, kwargs=options, min_size=1, max_size=self.POOL_SIZE,
             timeout=self.WAIT_SECONDS, check=ConnectionPool.check_connection,
-            reconnect_timeout=float("inf"), open=False, name="apikeys-view-store",
+            reconnect_timeout=RECONNECT_SECONDS, open=False, name="apikeys-view-store",
         )
         self.pool.open(wait=True, timeout=self.WAIT_SECONDS)
         self.create_tables()
