@@ -188,6 +188,15 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     raise Stopping
 
 
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for each to end (whatever it ended with)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 class Worker:
     """A thread of its own for one kind of blocking call (store writes, a probe), so that
     calls blocked on a silent connection never starve the loop's default executor, and a

@@ -22,6 +22,7 @@ from services.common.resilience import (
     Outage,
     Probe,
     Stopping,
+    cancel_all,
     finish_threads,
     keep_trying,
 )
@@ -165,11 +166,7 @@ class Running:
                       asyncio.create_task(probe.forever(), name="store-probe")]
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self.tasks)
         if self.follower is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.follower.flush(3.0), 4.0)
