@@ -24,8 +24,13 @@ def make_app(keys: int) -> Any:
         # the key is the first query parameter: key_id=...&...
         key = scope["query_string"].split(b"&", 1)[0][7:]
         body = answers.get(key, missing)
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            *HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app

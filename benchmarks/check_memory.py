@@ -67,8 +67,13 @@ def measure_model(keys: int) -> dict[str, int]:
         grants += len(cached.everywhere) * LOCATIONS
     gc.collect()
     after = rss_bytes()
-    return {"grants": grants, "rss_growth": after - before, "rss_folded": folded - before,
-            "rss_total": after, "cached_keys": len(model.grant_cache)}
+    return {
+        "grants": grants,
+        "rss_growth": after - before,
+        "rss_folded": folded - before,
+        "rss_total": after,
+        "cached_keys": len(model.grant_cache),
+    }
 
 
 def measure_baseline(keys: int) -> dict[str, int]:

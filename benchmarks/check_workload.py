@@ -54,12 +54,17 @@ def org_events(
     yield ev.ApiModuleEnabled(position=pos.next(), **base)
     for i in range(locations):
         yield ev.LocationDefined(
-            position=pos.next(), location_id=location_id(i), name=f"Location {i}",
-            parent_id=parent_of(i), **base,
+            position=pos.next(),
+            location_id=location_id(i),
+            name=f"Location {i}",
+            parent_id=parent_of(i),
+            **base,
         )
     for role_id, perms in roles.items():
         yield ev.RoleDefined(
-            position=pos.next(), role_id=role_id, name=role_id,
+            position=pos.next(),
+            role_id=role_id,
+            name=role_id,
             permissions=[Permission(p, s) for p, s in perms],  # type: ignore[arg-type]
             **base,
         )
@@ -67,10 +72,15 @@ def org_events(
 
 def key_state(key_id: str, location_ids: list[str], role_ids: list[str]) -> ev.KeyState:
     return ev.KeyState(
-        name=f"Key {key_id}", location_ids=location_ids, role_ids=role_ids, matrix=[
-            MatrixCell(r, loc, True) for r in role_ids for loc in location_ids
-        ], enabled=True, deleted=False, expires_at=None,
-        secret_sha256=f"{abs(hash(key_id)):064x}"[-64:], secret_hint="apk_...0000",
+        name=f"Key {key_id}",
+        location_ids=location_ids,
+        role_ids=role_ids,
+        matrix=[MatrixCell(r, loc, True) for r in role_ids for loc in location_ids],
+        enabled=True,
+        deleted=False,
+        expires_at=None,
+        secret_sha256=f"{abs(hash(key_id)):064x}"[-64:],
+        secret_hint="apk_...0000",
     )
 
 
@@ -98,9 +108,10 @@ def check_events(
         state = key_state(key_id, locs, roles)
         if k % 10 == 3:
             off = state.matrix[rng.randrange(len(state.matrix))]
-            state = msgspec.structs.replace(state, matrix=[
-                MatrixCell(c.role_id, c.location_id, c is not off) for c in state.matrix
-            ])
+            state = msgspec.structs.replace(
+                state,
+                matrix=[MatrixCell(c.role_id, c.location_id, c is not off) for c in state.matrix],
+            )
         fate = k % 100
         if fate == 1:
             state = msgspec.structs.replace(state, enabled=False)
@@ -115,18 +126,25 @@ def check_events(
         key_id = rng.choice(key_ids)
         state = msgspec.structs.replace(states[key_id], name=f"renamed {len(events)}")
         states[key_id] = state
-        events.append(ev.ApiKeyRenamed(
-            position=pos.next(), organization_id=ORG, occurred_at=T0, key_id=key_id,
-            key=state, name=state.name,
-        ))
+        events.append(
+            ev.ApiKeyRenamed(
+                position=pos.next(),
+                organization_id=ORG,
+                occurred_at=T0,
+                key_id=key_id,
+                key=state,
+                name=state.name,
+            )
+        )
     return events, states
 
 
 Query = tuple[str, str, str, bool]
 
 
-def queries(states: dict[str, ev.KeyState], count: int, locations: int = 1_000,
-            seed: int = 11) -> list[Query]:
+def queries(
+    states: dict[str, ev.KeyState], count: int, locations: int = 1_000, seed: int = 11
+) -> list[Query]:
     """key, permission, location, item_owner_is_key: half at one of the key's own locations,
     1% unknown keys, a permission nobody holds now and then."""
     rng = random.Random(seed)
@@ -153,7 +171,8 @@ def publish(client: Any, events: list[ev.AnyEvent], stream: str = "apikeys.event
     """XADD the events as the relay does: entry id ``<position>-1``, one ``__data__`` field."""
     for start in range(0, len(events), 2000):
         pipe = client.pipeline(transaction=False)
-        for event in events[start:start + 2000]:
-            pipe.xadd(stream, {"__data__": ev.event_encoder.encode(event)},
-                      id=f"{event.position}-1")
+        for event in events[start : start + 2000]:
+            pipe.xadd(
+                stream, {"__data__": ev.event_encoder.encode(event)}, id=f"{event.position}-1"
+            )
         pipe.execute()

@@ -36,11 +36,28 @@ RESULTS = ROOT / "benchmarks" / "results" / "checks-latest.json"
 Row = dict[str, Any]
 
 
-def row(figure: str, measured: float, unit: str, target: str, ok: bool,
-        baseline: float | None = None, baseline_name: str = "", ratio: float | None = None,
-        **extra: Any) -> Row:
-    return {"figure": figure, "measured": measured, "unit": unit, "target": target, "ok": ok,
-            "baseline": baseline, "baseline_name": baseline_name, "ratio": ratio, **extra}
+def row(
+    figure: str,
+    measured: float,
+    unit: str,
+    target: str,
+    ok: bool,
+    baseline: float | None = None,
+    baseline_name: str = "",
+    ratio: float | None = None,
+    **extra: Any,
+) -> Row:
+    return {
+        "figure": figure,
+        "measured": measured,
+        "unit": unit,
+        "target": target,
+        "ok": ok,
+        "baseline": baseline,
+        "baseline_name": baseline_name,
+        "ratio": ratio,
+        **extra,
+    }
 
 
 def in_process(model: rules.ReadModel, queries: list[w.Query]) -> Row:
@@ -63,9 +80,17 @@ def in_process(model: rules.ReadModel, queries: list[w.Query]) -> Row:
 
     measured, baseline = rate(check), rate(lookup)
     allowed = sum(check(model, *q, now).allowed for q in queries) / len(queries)
-    return row("in-process check", measured, "checks/s", ">= 1,000,000", measured >= 1e6,
-               baseline, "function call + dict lookup", measured / baseline,
-               allowed_share=round(allowed, 3))
+    return row(
+        "in-process check",
+        measured,
+        "checks/s",
+        ">= 1,000,000",
+        measured >= 1e6,
+        baseline,
+        "function call + dict lookup",
+        measured / baseline,
+        allowed_share=round(allowed, 3),
+    )
 
 
 def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
@@ -73,20 +98,33 @@ def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
     org = model.organizations[w.ORG]
     old = org.roles[w.SHARED_ROLE].permissions
     active = [k for k in model.keys if rules.key_status(model, k, w.NOW) == "active"]
-    targets = [(k, next(c.location_id for c in model.keys[k].state.matrix
-                        if c.role_id == w.SHARED_ROLE and c.applies)) for k in active]
+    targets = [
+        (
+            k,
+            next(
+                c.location_id
+                for c in model.keys[k].state.matrix
+                if c.role_id == w.SHARED_ROLE and c.applies
+            ),
+        )
+        for k in active
+    ]
 
     def check_all(permission: str) -> int:
-        return sum(rules.check(model, k, permission, loc, False, w.NOW).allowed
-                   for k, loc in targets)
+        return sum(
+            rules.check(model, k, permission, loc, False, w.NOW).allowed for k, loc in targets
+        )
 
     check_all("view")
     started = time.perf_counter()
     baseline_allowed = check_all("view")
     baseline = time.perf_counter() - started
     event = ev.RolePermissionsChanged(
-        position=model.position + 1, organization_id=w.ORG, occurred_at=w.T0,
-        role_id=w.SHARED_ROLE, name=w.SHARED_ROLE,
+        position=model.position + 1,
+        organization_id=w.ORG,
+        occurred_at=w.T0,
+        role_id=w.SHARED_ROLE,
+        name=w.SHARED_ROLE,
         permissions=[*old, Permission("approve", "location_and_below")],
     )
     started = time.perf_counter()
@@ -95,9 +133,16 @@ def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
     allowed = check_all("approve")
     measured = time.perf_counter() - started
     assert allowed == len(targets) == baseline_allowed, (allowed, len(targets))
-    return row(f"role change visible to {len(targets):,} keys (apply+store+check all)",
-               measured * 1000, "ms", "< 1,000 ms", measured < 1.0, baseline * 1000,
-               "the same checks, warm, before the change", measured / baseline)
+    return row(
+        f"role change visible to {len(targets):,} keys (apply+store+check all)",
+        measured * 1000,
+        "ms",
+        "< 1,000 ms",
+        measured < 1.0,
+        baseline * 1000,
+        "the same checks, warm, before the change",
+        measured / baseline,
+    )
 
 
 def rebuild_rate(redis_url: str, events: list[ev.AnyEvent], store_url: str) -> Row:
@@ -115,44 +160,84 @@ def rebuild_rate(redis_url: str, events: list[ev.AnyEvent], store_url: str) -> R
     started = time.perf_counter()
     applied = rebuild(Settings(redis_url=redis_url, view_store=store_url))
     measured = len(events) / (time.perf_counter() - started)
-    return row(f"rebuild ({len(events):,} events, {applied:,} applied, SQLite)", measured,
-               "events/s", ">= 50,000", measured >= 50_000, baseline,
-               "XRANGE of the same stream, same chunks", measured / baseline)
+    return row(
+        f"rebuild ({len(events):,} events, {applied:,} applied, SQLite)",
+        measured,
+        "events/s",
+        ">= 50,000",
+        measured >= 50_000,
+        baseline,
+        "XRANGE of the same stream, same chunks",
+        measured / baseline,
+    )
 
 
 def memory(keys: int) -> Row:
     def run(what: str) -> dict[str, int]:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.check_memory", what, "--keys", str(keys)],
-            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return dict(json.loads(out))
 
     model, baseline = run("model"), run("baseline")
     mb, base_mb = model["rss_growth"] / 2**20, baseline["rss_growth"] / 2**20
-    return row(f"read-model memory ({model['grants']:,} grants, RSS growth)", mb, "MB",
-               "<= 300 MB", mb <= 300, base_mb, "set of (key, location, permission) tuples",
-               mb / base_mb, rss_states_only_mb=round(model["rss_folded"] / 2**20, 1))
+    return row(
+        f"read-model memory ({model['grants']:,} grants, RSS growth)",
+        mb,
+        "MB",
+        "<= 300 MB",
+        mb <= 300,
+        base_mb,
+        "set of (key, location, permission) tuples",
+        mb / base_mb,
+        rss_states_only_mb=round(model["rss_folded"] / 2**20, 1),
+    )
 
 
 def start(args: list[str], env: dict[str, str], log: Path, url: str) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out,
-                                   stderr=out)
+        process = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
     wait_http(url)
     return process
 
 
-def http(tmp: Path, redis_url: str, store_url: str, model: rules.ReadModel,
-         queries: list[w.Query], seconds: float, tool: str, rounds: int) -> list[Row]:
+def http(
+    tmp: Path,
+    redis_url: str,
+    store_url: str,
+    model: rules.ReadModel,
+    queries: list[w.Query],
+    seconds: float,
+    tool: str,
+    rounds: int,
+) -> list[Row]:
     import os
 
     port, bare_port = free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "APIKEYS_VIEW_STORE": store_url,
-           "APIKEYS_HTTP_ADDR": f"127.0.0.1:{port}"}
-    service = start(["-m", "services.projections"], env, tmp / "projections.log",
-                    f"http://127.0.0.1:{port}/health")
-    bare = start(["-m", "benchmarks.bare_asgi", str(bare_port), str(len(model.keys))],
-                 dict(os.environ), tmp / "bare.log", f"http://127.0.0.1:{bare_port}/v1/check?key_id=k1")
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "APIKEYS_VIEW_STORE": store_url,
+        "APIKEYS_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
+    service = start(
+        ["-m", "services.projections"],
+        env,
+        tmp / "projections.log",
+        f"http://127.0.0.1:{port}/health",
+    )
+    bare = start(
+        ["-m", "benchmarks.bare_asgi", str(bare_port), str(len(model.keys))],
+        dict(os.environ),
+        tmp / "bare.log",
+        f"http://127.0.0.1:{bare_port}/v1/check?key_id=k1",
+    )
     try:
         paths = [w.query_path(q) for q in queries]
         for q, path in zip(queries[:300], paths[:300], strict=True):  # the server agrees
@@ -166,7 +251,8 @@ def http(tmp: Path, redis_url: str, store_url: str, model: rules.ReadModel,
         for _ in range(rounds):  # alternate, so both see the same machine
             for name, p in targets.items():
                 runs[name].append(
-                    http_load.run(f"http://127.0.0.1:{p}", paths, seconds / rounds, 50, tool))
+                    http_load.run(f"http://127.0.0.1:{p}", paths, seconds / rounds, 50, tool)
+                )
     finally:
         for process in (service, bare):
             process.terminate()
@@ -183,13 +269,38 @@ def http(tmp: Path, redis_url: str, store_url: str, model: rules.ReadModel,
     ratio = rate / bare_rate
     via = f"{tool}, 50 connections, {seconds:g}s each"
     return [
-        row(f"HTTP GET /v1/check ({via})", rate, "checks/s", ">= 80% of bare ASGI",
-            ratio >= 0.8 and bad == 0, bare_rate, "bare ASGI dict lookup, same uvicorn stack",
-            ratio, non_2xx_or_errors=bad, bare_non_2xx_or_errors=bare_bad),
-        row("HTTP check p50 latency", p50, "ms", "-", True, bare_p50, "bare ASGI p50",
-            p50 / bare_p50),
-        row("HTTP check p99 latency (worst round)", p99, "ms", "<= 5 ms", p99 <= 5, bare_p99,
-            "bare ASGI p99", p99 / bare_p99),
+        row(
+            f"HTTP GET /v1/check ({via})",
+            rate,
+            "checks/s",
+            ">= 80% of bare ASGI",
+            ratio >= 0.8 and bad == 0,
+            bare_rate,
+            "bare ASGI dict lookup, same uvicorn stack",
+            ratio,
+            non_2xx_or_errors=bad,
+            bare_non_2xx_or_errors=bare_bad,
+        ),
+        row(
+            "HTTP check p50 latency",
+            p50,
+            "ms",
+            "-",
+            True,
+            bare_p50,
+            "bare ASGI p50",
+            p50 / bare_p50,
+        ),
+        row(
+            "HTTP check p99 latency (worst round)",
+            p99,
+            "ms",
+            "<= 5 ms",
+            p99 <= 5,
+            bare_p99,
+            "bare ASGI p99",
+            p99 / bare_p99,
+        ),
     ]
 
 
@@ -201,10 +312,17 @@ def fmt(value: float | None) -> str:
 
 def print_table(rows: list[Row]) -> None:
     header = ("figure", "measured", "target", "same-run baseline", "ratio", "ok")
-    lines = [(r["figure"], f"{fmt(r['measured'])} {r['unit']}", r["target"],
-              f"{fmt(r['baseline'])} ({r['baseline_name']})" if r["baseline"] else "-",
-              f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
-              "yes" if r["ok"] else "NO") for r in rows]
+    lines = [
+        (
+            r["figure"],
+            f"{fmt(r['measured'])} {r['unit']}",
+            r["target"],
+            f"{fmt(r['baseline'])} ({r['baseline_name']})" if r["baseline"] else "-",
+            f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
+            "yes" if r["ok"] else "NO",
+        )
+        for r in rows
+    ]
     widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
     for line in [header, tuple("-" * n for n in widths), *lines]:
         print(" | ".join(str(c).ljust(n) for c, n in zip(line, widths, strict=True)))
@@ -232,8 +350,16 @@ def main() -> None:
         rows.append(rebuild_rate(server.url, events, store_url))
         loaded = views.open_store(store_url)
         assert len(loaded.load().keys) == len(model.keys)
-        rows += http(tmp, server.url, store_url, model, queries[:50_000], seconds, tool,
-                     1 if args.quick else 2)
+        rows += http(
+            tmp,
+            server.url,
+            store_url,
+            model,
+            queries[:50_000],
+            seconds,
+            tool,
+            1 if args.quick else 2,
+        )
         rows.append(role_change(model, loaded))
         loaded.close()
     finally:
@@ -241,9 +367,18 @@ def main() -> None:
     rows.append(memory(20_000))
     print_table(rows)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                   "load_generator": tool, "quick": args.quick,
-                                   "rows": rows}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "load_generator": tool,
+                "quick": args.quick,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 

@@ -50,10 +50,13 @@ def main() -> None:
         if drop:
             drop()
     store = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"commands end to end ({store}, {len(payloads)} mixed commands): "
-          f"{measured:,.0f} commands/s")
-    print(f"same-run baseline, raw Redis stream round trips:          {baseline:,.0f} msg/s "
-          f"(ratio {measured / baseline:.2f})")
+    print(
+        f"commands end to end ({store}, {len(payloads)} mixed commands): {measured:,.0f} commands/s"
+    )
+    print(
+        f"same-run baseline, raw Redis stream round trips:          {baseline:,.0f} msg/s "
+        f"(ratio {measured / baseline:.2f})"
+    )
     print(f"results by status: {statuses}")
 
 

@@ -102,22 +102,37 @@ class Stack:
 
     def start_keys(self) -> None:
         log = open(self.tmp / "keys.log", "wb")  # noqa: SIM115
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "services.keys"], env=self.env, cwd=ROOT,
-            stdout=log, stderr=log))
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services.keys"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
         wait_http(f"http://{self.health}/health")
 
     def start_projections(self) -> None:
         log = open(self.tmp / "projections.log", "wb")  # noqa: SIM115
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "services.projections"], env=self.env, cwd=ROOT,
-            stdout=log, stderr=log))
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services.projections"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
         wait_http(f"http://{self.http}/health")
 
     def start_module(self, module: str, env: dict[str, str]) -> None:
         log = open(self.tmp / f"{Path(module).stem}.log", "wb")  # noqa: SIM115
-        self.processes.append(subprocess.Popen(
-            [sys.executable, module], env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=log))
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, module], env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=log
+            )
+        )
 
     def projection_position(self) -> int:
         with urllib.request.urlopen(f"http://{self.http}/health", timeout=2) as response:  # noqa: S310
@@ -137,7 +152,7 @@ class Stack:
 def xadd_all(client: redis.Redis, stream: str, payloads: list[bytes], chunk: int = 1000) -> None:
     for start in range(0, len(payloads), chunk):
         pipe = client.pipeline(transaction=False)
-        for payload in payloads[start:start + chunk]:
+        for payload in payloads[start : start + chunk]:
             pipe.xadd(stream, {"__data__": payload})
         pipe.execute()
 

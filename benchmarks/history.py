@@ -27,29 +27,53 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def state(i: int) -> ev.KeyState:
     return ev.KeyState(
-        name=f"name {i}", location_ids=["L0", "L1"], role_ids=["R0"],
+        name=f"name {i}",
+        location_ids=["L0", "L1"],
+        role_ids=["R0"],
         matrix=[MatrixCell("R0", "L0", True), MatrixCell("R0", "L1", i % 2 == 0)],
-        enabled=True, deleted=False, expires_at=None, secret_sha256="a" * 64, secret_hint="h",
+        enabled=True,
+        deleted=False,
+        expires_at=None,
+        secret_sha256="a" * 64,
+        secret_hint="h",
     )
 
 
 def history_events(own: int, others: int) -> list[ev.AnyEvent]:
     """`own` events of key-1 interleaved with `others` events of other keys."""
     events: list[ev.AnyEvent] = [
-        ev.OrganizationRegistered(position=1, organization_id="acme", occurred_at=T0)]
+        ev.OrganizationRegistered(position=1, organization_id="acme", occurred_at=T0)
+    ]
     position = 1
     for i in range(own + others):
         position += 1
         key_id = "key-1" if i % ((own + others) // own) == 0 else f"k{i}"
         at = T0 + timedelta(seconds=i)
         if key_id == "key-1":
-            events.append(ev.RoleLocationToggled(
-                position=position, organization_id="acme", occurred_at=at, actor_id="alice",
-                command_id=f"c{i}", key_id=key_id, key=state(i), role_id="R0", location_id="L1",
-                applies=i % 2 == 0))
+            events.append(
+                ev.RoleLocationToggled(
+                    position=position,
+                    organization_id="acme",
+                    occurred_at=at,
+                    actor_id="alice",
+                    command_id=f"c{i}",
+                    key_id=key_id,
+                    key=state(i),
+                    role_id="R0",
+                    location_id="L1",
+                    applies=i % 2 == 0,
+                )
+            )
         else:
-            events.append(ev.ApiKeyCreated(position=position, organization_id="acme",
-                                           occurred_at=at, key_id=key_id, key=state(i)))
+            events.append(
+                ev.ApiKeyCreated(
+                    position=position,
+                    organization_id="acme",
+                    occurred_at=at,
+                    key_id=key_id,
+                    key=state(i),
+                )
+            )
     return events
 
 
@@ -57,7 +81,7 @@ def fill(store: views.SqlViewStore, events: list[ev.AnyEvent]) -> int:
     model = rules.ReadModel()
     own = 0
     for start in range(0, len(events), 2000):
-        chunk = events[start:start + 2000]
+        chunk = events[start : start + 2000]
         touched, rows = [], []
         for event in chunk:
             change = rules.apply(model, event)
@@ -85,13 +109,19 @@ def measure(store: views.SqlViewStore, label: str) -> None:
     page = event_log.key_history(store, "key-1", 0, 100)
     assert len(page.entries) == 100 and page.next_after_position is not None
     median, worst = timed(lambda: event_log.key_history(store, "key-1", 0, 100))
-    base_median, _ = timed(lambda: store.query(
-        "SELECT event FROM {p}event_log WHERE key_id = ? AND position > ? ORDER BY position"
-        " LIMIT ?", ("key-1", 0, 101)))
-    print(f"{label}: key with {own:,} events among {len(events):,}: first history page (100) "
-          f"median {median:.2f} ms, worst {worst:.2f} ms (target: well under 1,000 ms); "
-          f"same-run baseline, bare indexed SELECT of the rows: {base_median:.2f} ms "
-          f"(ratio {median / base_median:.1f})")
+    base_median, _ = timed(
+        lambda: store.query(
+            "SELECT event FROM {p}event_log WHERE key_id = ? AND position > ? ORDER BY position"
+            " LIMIT ?",
+            ("key-1", 0, 101),
+        )
+    )
+    print(
+        f"{label}: key with {own:,} events among {len(events):,}: first history page (100) "
+        f"median {median:.2f} ms, worst {worst:.2f} ms (target: well under 1,000 ms); "
+        f"same-run baseline, bare indexed SELECT of the rows: {base_median:.2f} ms "
+        f"(ratio {median / base_median:.1f})"
+    )
 
 
 def main() -> None:

@@ -43,19 +43,32 @@ def main() -> None:
     store.close()
     server = EmbeddedRedis(tmp / "redis", append_only=False).start()
     try:
-        rounds = measure(tmp, server.url, store_url, len(model.keys),
-                         [w.query_path(x) for x in queries], args.duration, args.rounds, tool)
+        rounds = measure(
+            tmp,
+            server.url,
+            store_url,
+            len(model.keys),
+            [w.query_path(x) for x in queries],
+            args.duration,
+            args.rounds,
+            tool,
+        )
     finally:
         server.stop()
     for name, loads in rounds.items():
         for load, cpu_us in loads:
-            print(f"{name:8} {load.rate:9,.0f} req/s  p50 {load.p50_ms:5.2f} ms  "
-                  f"p99 {load.p99_ms:6.2f} ms  cpu {cpu_us:5.1f} us/req  bad {load.bad}")
-    rate = {n: sum(x.requests for x, _ in v) / sum(x.seconds for x, _ in v)
-            for n, v in rounds.items()}
+            print(
+                f"{name:8} {load.rate:9,.0f} req/s  p50 {load.p50_ms:5.2f} ms  "
+                f"p99 {load.p99_ms:6.2f} ms  cpu {cpu_us:5.1f} us/req  bad {load.bad}"
+            )
+    rate = {
+        n: sum(x.requests for x, _ in v) / sum(x.seconds for x, _ in v) for n, v in rounds.items()
+    }
     cpu = {n: sum(c for _, c in v) / len(v) for n, v in rounds.items()}
-    print(f"ratio of rates {rate['service'] / rate['bare']:.2f}; "
-          f"ratio of CPU per request (bare / service) {cpu['bare'] / cpu['service']:.2f}")
+    print(
+        f"ratio of rates {rate['service'] / rate['bare']:.2f}; "
+        f"ratio of CPU per request (bare / service) {cpu['bare'] / cpu['service']:.2f}"
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,16 +76,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(tmp: Path, redis_url: str, store_url: str, keys: int, paths: list[str],
-            seconds: float, rounds: int, tool: str) -> dict[str, list[tuple[Load, float]]]:
+def measure(
+    tmp: Path,
+    redis_url: str,
+    store_url: str,
+    keys: int,
+    paths: list[str],
+    seconds: float,
+    rounds: int,
+    tool: str,
+) -> dict[str, list[tuple[Load, float]]]:
     port, bare_port = free_port(), free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "APIKEYS_VIEW_STORE": store_url,
-           "APIKEYS_HTTP_ADDR": f"127.0.0.1:{port}"}
-    service = checks.start(["-m", "services.projections"], env, tmp / "projections.log",
-                           f"http://127.0.0.1:{port}/health")
-    bare = checks.start(["-m", "benchmarks.bare_asgi", str(bare_port), str(keys)],
-                        dict(os.environ), tmp / "bare.log",
-                        f"http://127.0.0.1:{bare_port}/v1/check?key_id=k1")
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "APIKEYS_VIEW_STORE": store_url,
+        "APIKEYS_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
+    service = checks.start(
+        ["-m", "services.projections"],
+        env,
+        tmp / "projections.log",
+        f"http://127.0.0.1:{port}/health",
+    )
+    bare = checks.start(
+        ["-m", "benchmarks.bare_asgi", str(bare_port), str(keys)],
+        dict(os.environ),
+        tmp / "bare.log",
+        f"http://127.0.0.1:{bare_port}/v1/check?key_id=k1",
+    )
     servers = {"service": (service.pid, port), "bare": (bare.pid, bare_port)}
     found: dict[str, list[tuple[Load, float]]] = {"service": [], "bare": []}
     try:

@@ -69,14 +69,32 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
         listing.write_text("\n".join(paths) + "\n")
         # one wrk thread: the server is one process on a 2-core machine, leave it a core
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-             "-s", str(script), url, "--", str(listing)],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(script),
+                url,
+                "--",
+                str(listing),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     found = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
-    return Load("wrk", found["requests"], found["duration_us"] / 1e6,
-                found["bad_status"] + found["socket_errors"],
-                found["p50_us"] / 1000, found["p99_us"] / 1000)
+    return Load(
+        "wrk",
+        found["requests"],
+        found["duration_us"] / 1e6,
+        found["bad_status"] + found["socket_errors"],
+        found["p50_us"] / 1000,
+        found["p99_us"] / 1000,
+    )
 
 
 async def _python(url: str, paths: list[str], seconds: float, connections: int) -> Load:
@@ -109,8 +127,14 @@ async def _python(url: str, paths: list[str], seconds: float, connections: int) 
     elapsed = time.perf_counter() - started
     latencies.sort()
     n = len(latencies)
-    return Load("python", n, elapsed, bad[0],
-                latencies[n // 2] * 1000, latencies[min(n - 1, int(n * 0.99))] * 1000)
+    return Load(
+        "python",
+        n,
+        elapsed,
+        bad[0],
+        latencies[n // 2] * 1000,
+        latencies[min(n - 1, int(n * 0.99))] * 1000,
+    )
 
 
 def describe(tool: str) -> str:

@@ -68,15 +68,20 @@ def end_to_end(count: int, postgres: str | None = None) -> dict[str, Any]:
         while stack.projection_position() < target:
             time.sleep(0.002)
         elapsed = time.perf_counter() - started
-        cpu_share = {role: round((_cpu_seconds(pid) - cpu_before[role]) / elapsed, 2)
-                     for role, pid in roles.items()}
+        cpu_share = {
+            role: round((_cpu_seconds(pid) - cpu_before[role]) / elapsed, 2)
+            for role, pid in roles.items()
+        }
     finally:
         stack.stop()
         for dropper in (drop, drop_views):
             if dropper:
                 dropper()
-    return {"commands_per_second": len(payloads) / elapsed, "commands": len(payloads),
-            "cpu_share": cpu_share}
+    return {
+        "commands_per_second": len(payloads) / elapsed,
+        "commands": len(payloads),
+        "cpu_share": cpu_share,
+    }
 
 
 def straightforward(count: int, postgres: str | None = None) -> dict[str, float]:
@@ -85,11 +90,13 @@ def straightforward(count: int, postgres: str | None = None) -> dict[str, float]
     store, drop = fresh_postgres_schema(postgres) if postgres else (None, None)
     stack = Stack(event_store=store)
     try:
-        stack.redis.xgroup_create("straightforward.commands", "straightforward", id="0",
-                                  mkstream=True)
+        stack.redis.xgroup_create(
+            "straightforward.commands", "straightforward", id="0", mkstream=True
+        )
         # The library's own aggregate cache keeps loads cheap, as a plain application would.
-        stack.start_module("benchmarks/straightforward_pipeline.py",
-                           {"AGGREGATE_CACHE_MAXSIZE": "100000"})
+        stack.start_module(
+            "benchmarks/straightforward_pipeline.py", {"AGGREGATE_CACHE_MAXSIZE": "100000"}
+        )
         time.sleep(1.0)  # the subscriber connects; it reads the backlog from the group anyway
         started = time.perf_counter()
         xadd_all(stack.redis, "straightforward.commands", payloads)
@@ -196,29 +203,61 @@ def figures(quick: bool, postgres: str | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     e2e = end_to_end(count)
     plain = straightforward(baseline_count)
-    rows.append(_row("end-to-end commands, SQLite", e2e["commands_per_second"],
-                     ">= 10,000 and >= 10x baseline", plain["commands_per_second"],
-                     "straightforward pipeline, SQLite"))
+    rows.append(
+        _row(
+            "end-to-end commands, SQLite",
+            e2e["commands_per_second"],
+            ">= 10,000 and >= 10x baseline",
+            plain["commands_per_second"],
+            "straightforward pipeline, SQLite",
+        )
+    )
     rows[-1]["cpu_share"] = e2e["cpu_share"]  # cores used by each process during the run
     if not quick:  # before PostgreSQL, whose background flushing would share the disk
         steady = steady_latency()
-        rows.append(_row("p99 XADD -> result at 1,000 cmd/s", steady["result_p99_ms"],
-                         "<= 20 ms", None, f"p50 {steady['result_p50_ms']:.1f} ms",
-                         unit="ms"))
-        rows.append(_row("p99 XADD -> visible in /v1/check", steady["visible_p99_ms"],
-                         "<= 50 ms", None, f"p50 {steady['visible_p50_ms']:.1f} ms",
-                         unit="ms"))
+        rows.append(
+            _row(
+                "p99 XADD -> result at 1,000 cmd/s",
+                steady["result_p99_ms"],
+                "<= 20 ms",
+                None,
+                f"p50 {steady['result_p50_ms']:.1f} ms",
+                unit="ms",
+            )
+        )
+        rows.append(
+            _row(
+                "p99 XADD -> visible in /v1/check",
+                steady["visible_p99_ms"],
+                "<= 50 ms",
+                None,
+                f"p50 {steady['visible_p50_ms']:.1f} ms",
+                unit="ms",
+            )
+        )
     if postgres and not quick:
         e2e_pg = end_to_end(count, postgres)
         plain_pg = straightforward(baseline_count // 2, postgres)
-        rows.append(_row("end-to-end commands, PostgreSQL", e2e_pg["commands_per_second"],
-                         ">= 5,000 and >= 10x baseline", plain_pg["commands_per_second"],
-                         "straightforward pipeline, PostgreSQL"))
+        rows.append(
+            _row(
+                "end-to-end commands, PostgreSQL",
+                e2e_pg["commands_per_second"],
+                ">= 5,000 and >= 10x baseline",
+                plain_pg["commands_per_second"],
+                "straightforward pipeline, PostgreSQL",
+            )
+        )
     return rows
 
 
-def _row(figure: str, measured: float, target: str, baseline: float | None,
-         baseline_name: str, unit: str = "commands/s") -> dict[str, Any]:
+def _row(
+    figure: str,
+    measured: float,
+    target: str,
+    baseline: float | None,
+    baseline_name: str,
+    unit: str = "commands/s",
+) -> dict[str, Any]:
     return {
         "figure": figure,
         "measured": round(measured, 1),

@@ -50,8 +50,10 @@ def main() -> None:
                 profiler.disable()
             seconds = time.perf_counter() - started
             rates.append(len(events) / seconds)
-            print(f"run {run}: {applied} applied, {seconds:.3f} s, {rates[-1]:,.0f} events/s",
-                  flush=True)
+            print(
+                f"run {run}: {applied} applied, {seconds:.3f} s, {rates[-1]:,.0f} events/s",
+                flush=True,
+            )
             if profiler:
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         print(f"median {statistics.median(rates):,.0f} events/s, best {max(rates):,.0f}")

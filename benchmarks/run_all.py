@@ -59,10 +59,15 @@ def fmt(value: Any) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = ("figure", "measured", "target", "same-run baseline", "ratio")
     lines = [header] + [
-        (r["figure"], f"{fmt(r['measured'])} {r.get('unit', '')}".strip(), r["target"],
-         f"{fmt(r['baseline'])} ({r.get('baseline_name', '')})" if r.get("baseline") else
-         r.get("baseline_name", "") or "-",
-         fmt(r.get("ratio")))
+        (
+            r["figure"],
+            f"{fmt(r['measured'])} {r.get('unit', '')}".strip(),
+            r["target"],
+            f"{fmt(r['baseline'])} ({r.get('baseline_name', '')})"
+            if r.get("baseline")
+            else r.get("baseline_name", "") or "-",
+            fmt(r.get("ratio")),
+        )
         for r in rows
     ]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
@@ -76,8 +81,9 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     started = time.perf_counter()
-    postgres = None if args.postgres == "none" or not postgres_reachable(args.postgres) \
-        else args.postgres
+    postgres = (
+        None if args.postgres == "none" or not postgres_reachable(args.postgres) else args.postgres
+    )
     rows = pipeline.figures(args.quick, postgres)
     rows += check_rows(args.quick)
     rows.append(idle_cpu.row(seconds=5.0 if args.quick else 10.0))
@@ -88,13 +94,19 @@ def main() -> None:
             print(f"cores used during '{row['figure']}': {shares} (2 on this machine)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "latest-quick.json" if args.quick else "latest.json"
-    (RESULTS / name).write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quick": args.quick,
-        "postgres": bool(postgres),
-        "seconds": round(time.perf_counter() - started, 1),
-        "rows": rows,
-    }, indent=2) + "\n")
+    (RESULTS / name).write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "quick": args.quick,
+                "postgres": bool(postgres),
+                "seconds": round(time.perf_counter() - started, 1),
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written to benchmarks/results/{name} in {time.perf_counter() - started:.0f} s")
 
 

@@ -171,6 +171,7 @@ AnyCommand = (
 )
 
 COMMAND_TYPES: frozenset[str] = frozenset(
-    cls.__name__ for cls in AnyCommand.__args__  # type: ignore[attr-defined]
+    cls.__name__
+    for cls in AnyCommand.__args__  # type: ignore[attr-defined]
 )
 command_decoder = msgspec.json.Decoder(AnyCommand)

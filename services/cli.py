@@ -19,8 +19,7 @@ from services.supervisor import Child, Supervisor, spawn
 DEFAULT_EMBEDDED_REDIS_PORT = 6380
 
 
-def wait_for_health(url: str, child: Child, supervisor: Supervisor, notice: float = 30.0
-                    ) -> None:
+def wait_for_health(url: str, child: Child, supervisor: Supervisor, notice: float = 30.0) -> None:
     """Wait for ``url`` to answer 200 (``/health``: the process is up, not that every
     dependency is), restarting the child meanwhile if it exits; say so every ``notice`` s."""
     next_notice = time.monotonic() + notice
@@ -53,28 +52,32 @@ def run(_: argparse.Namespace) -> int:
             embedded = redis
             supervisor.add(Child("redis", lambda: _started(embedded), stop_last=True))
             env["REDIS_URL"] = redis.url
-            print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)",
-                  flush=True)
+            print(
+                f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)", flush=True
+            )
         else:
             print(f"redis        {redacted(env['REDIS_URL'])}", flush=True)
         env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
         env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
         http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
         keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
-        keys = supervisor.add(Child(
-            "keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env)
-        ))
+        keys = supervisor.add(
+            Child("keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env))
+        )
         wait_for_health(f"http://{keys_health}/health", keys, supervisor)
         print(f"keys         event store {redacted(env['APIKEYS_EVENT_STORE'])}", flush=True)
-        projections = supervisor.add(Child(
-            "projection service",
-            lambda: spawn([sys.executable, "-m", "services.projections"], env),
-        ))
+        projections = supervisor.add(
+            Child(
+                "projection service",
+                lambda: spawn([sys.executable, "-m", "services.projections"], env),
+            )
+        )
         wait_for_health(f"http://{http_addr}/health", projections, supervisor)
         if not supervisor.stopping:
             print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
-            print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)",
-                  flush=True)
+            print(
+                f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True
+            )
         return supervisor.watch()
     finally:
         supervisor.stop_all()
@@ -131,7 +134,9 @@ def export(args: argparse.Namespace) -> int:
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
     if args.shell:
-        print(f"TOKEN={token}\nSECRET_SHA256={token_sha256(token)}\nSECRET_HINT={token_hint(token)}")
+        print(
+            f"TOKEN={token}\nSECRET_SHA256={token_sha256(token)}\nSECRET_HINT={token_hint(token)}"
+        )
         return 0
     print(f"token          {token}")
     print(f"secret_sha256  {token_sha256(token)}")

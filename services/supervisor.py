@@ -98,13 +98,19 @@ class Supervisor:
         ran = time.monotonic() - child.started_at
         child.quick_exits = child.quick_exits + 1 if ran < HEALTHY_RUN_SECONDS else 0
         if child.quick_exits >= GIVE_UP_AFTER:
-            print(f"{child.name} exited {child.quick_exits} times in a row within "
-                  f"{HEALTHY_RUN_SECONDS:.0f} s of starting (last exit code {process.returncode}); "
-                  "giving up", flush=True)
+            print(
+                f"{child.name} exited {child.quick_exits} times in a row within "
+                f"{HEALTHY_RUN_SECONDS:.0f} s of starting (last exit code {process.returncode}); "
+                "giving up",
+                flush=True,
+            )
             return False
         delay = 0.0 if child.quick_exits == 0 else min(8.0, 0.5 * 2 ** (child.quick_exits - 1))
-        print(f"{child.name} exited with code {process.returncode} after {ran:.1f} s; "
-              f"restarting in {delay:.1f} s", flush=True)
+        print(
+            f"{child.name} exited with code {process.returncode} after {ran:.1f} s; "
+            f"restarting in {delay:.1f} s",
+            flush=True,
+        )
         child.process = None
         child.restart_at = time.monotonic() + delay
         if delay == 0.0:
@@ -120,8 +126,14 @@ class Supervisor:
         self.stopping = True
         deadline = time.monotonic() + STOP_SECONDS
         for last in (False, True):
-            _terminate([c.process for c in reversed(self.children)
-                        if c.stop_last == last and c.process is not None], deadline)
+            _terminate(
+                [
+                    c.process
+                    for c in reversed(self.children)
+                    if c.stop_last == last and c.process is not None
+                ],
+                deadline,
+            )
 
 
 def _terminate(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:

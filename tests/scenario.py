@@ -23,37 +23,69 @@ def organization_setup(
     """Module on, one administrator, a chain of locations L0 > L1 > ..., and roles."""
     commands: list[dict[str, Any]] = [
         {"type": "EnableApiModule", "command_id": cid(), "organization_id": org},
-        {"type": "GrantApiAdministrator", "command_id": cid(), "organization_id": org,
-         "user_id": admin},
+        {
+            "type": "GrantApiAdministrator",
+            "command_id": cid(),
+            "organization_id": org,
+            "user_id": admin,
+        },
     ]
     for i in range(locations):
-        commands.append({
-            "type": "DefineLocation", "command_id": cid(), "organization_id": org,
-            "location_id": f"L{i}", "name": f"Location {i}",
-            "parent_id": f"L{i - 1}" if i else None,
-        })
+        commands.append(
+            {
+                "type": "DefineLocation",
+                "command_id": cid(),
+                "organization_id": org,
+                "location_id": f"L{i}",
+                "name": f"Location {i}",
+                "parent_id": f"L{i - 1}" if i else None,
+            }
+        )
     for i in range(roles):
-        commands.append({
-            "type": "DefineRole", "command_id": cid(), "organization_id": org,
-            "role_id": f"R{i}", "name": f"Role {i}",
-            "permissions": [{"permission": f"perm{i}", "scope": "location_and_below"}],
-        })
+        commands.append(
+            {
+                "type": "DefineRole",
+                "command_id": cid(),
+                "organization_id": org,
+                "role_id": f"R{i}",
+                "name": f"Role {i}",
+                "permissions": [{"permission": f"perm{i}", "scope": "location_and_below"}],
+            }
+        )
     return commands
 
 
 def create_key(
-    org: str, key_id: str, admin: str = "alice", locations: tuple[str, ...] = ("L0", "L1"),
-    roles: tuple[str, ...] = ("R0",), **extra: Any,
+    org: str,
+    key_id: str,
+    admin: str = "alice",
+    locations: tuple[str, ...] = ("L0", "L1"),
+    roles: tuple[str, ...] = ("R0",),
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
-        "type": "CreateApiKey", "command_id": cid(), "organization_id": org, "actor_id": admin,
-        "key_id": key_id, "name": f"Key {key_id}", "location_ids": list(locations),
-        "role_ids": list(roles), "secret_sha256": sha(key_id), "secret_hint": "apk_...0000",
+        "type": "CreateApiKey",
+        "command_id": cid(),
+        "organization_id": org,
+        "actor_id": admin,
+        "key_id": key_id,
+        "name": f"Key {key_id}",
+        "location_ids": list(locations),
+        "role_ids": list(roles),
+        "secret_sha256": sha(key_id),
+        "secret_hint": "apk_...0000",
         **extra,
     }
 
 
-def key_command(type_: str, org: str, key_id: str, admin: str = "alice", **fields: Any
-                ) -> dict[str, Any]:
-    return {"type": type_, "command_id": cid(), "organization_id": org, "actor_id": admin,
-            "key_id": key_id, **fields}
+def key_command(
+    type_: str, org: str, key_id: str, admin: str = "alice", **fields: Any
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "command_id": cid(),
+        "organization_id": org,
+        "actor_id": admin,
+        "key_id": key_id,
+        **fields,
+    }

@@ -21,9 +21,7 @@ class Refused:
     result: CommandResult | None = None
 
 
-def read_entry(
-    entry_id: str, fields: dict[bytes, bytes], stream: str
-) -> AnyCommand | Refused:
+def read_entry(entry_id: str, fields: dict[bytes, bytes], stream: str) -> AnyCommand | Refused:
     raw = fields.get(_DATA_KEY)
     if raw is None:
         return _refuse(entry_id, stream, f"no {DATA_FIELD} field", repr(fields)[:4096])

@@ -66,7 +66,10 @@ class KeysService:
     async def _retry(self, what: Callable[[], Awaitable[T]]) -> T:
         try:
             return await keep_trying(
-                what, self.startup, self.stop_requested.is_set, Backoff(cap=5.0),
+                what,
+                self.startup,
+                self.stop_requested.is_set,
+                Backoff(cap=5.0),
                 stop=self.stop_requested,
             )
         except Stopping:
@@ -104,9 +107,7 @@ class KeysService:
         await self._retry(broker.start)
         self.broker = broker
         self.tasks.append(
-            asyncio.create_task(
-                look_after_pending(consumer, reader_outage), name="upkeep"
-            )
+            asyncio.create_task(look_after_pending(consumer, reader_outage), name="upkeep")
         )
         # what start-up allocated (imports, the library's registries) lives as long as the
         # process: out of the collector's full passes, which otherwise stall the event loop

@@ -177,7 +177,9 @@ async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: 
     try:  # a relay started during a store outage waits for the store
         app = await keep_trying(
             lambda: asyncio.to_thread(ApiKeysApplication, event_store),
-            Outage("relay's event store", log), parent_gone.is_set, Backoff(cap=5.0),
+            Outage("relay's event store", log),
+            parent_gone.is_set,
+            Backoff(cap=5.0),
         )
     except Stopping:
         return

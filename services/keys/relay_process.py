@@ -65,8 +65,9 @@ class RelayProcess:
                 return
             await _exited(process)
             ran = time.monotonic() - self._started_at
-            log.warning("relay process exited (code %s) after %.1f s; restarting",
-                        process.exitcode, ran)
+            log.warning(
+                "relay process exited (code %s) after %.1f s; restarting", process.exitcode, ran
+            )
             if ran < HEALTHY_RUN_SECONDS:
                 await asyncio.sleep(backoff.next_delay())
             else:

@@ -122,18 +122,22 @@ async def check(
         request = audit_queries.CheckRequest(
             key_id, permission, location_id, item_owner == "key", as_of, explain
         )
-        return context.fresh(await asyncio.to_thread(
-            audit_queries.check, context.audit_store(), model, request, context.clock()
-        ))
+        return context.fresh(
+            await asyncio.to_thread(
+                audit_queries.check, context.audit_store(), model, request, context.clock()
+            )
+        )
     decision = rules.check(
         model, key_id, permission, location_id, item_owner == "key", context.clock()
     )
-    return context.fresh(a.ExplainedCheckAnswer(
-        allowed=decision.allowed,
-        reasons=decision.reasons,
-        denied_because=decision.denied_because,
-        position=model.position,
-    ))
+    return context.fresh(
+        a.ExplainedCheckAnswer(
+            allowed=decision.allowed,
+            reasons=decision.reasons,
+            denied_because=decision.denied_because,
+            position=model.position,
+        )
+    )
 
 
 @post("/v1/verify", status_code=200, opt=_queries("min_position"))
@@ -162,14 +166,16 @@ async def verify(
                 model, found.key_id or "", data.permission, data.location_id, False, now
             ).allowed
         )
-    return context.fresh(q.VerifyAnswer(
-        valid=found.code == "VALID",
-        code=found.code,
-        key_id=found.key_id,
-        organization_id=found.organization_id,
-        allowed=allowed,
-        position=model.position,
-    ))
+    return context.fresh(
+        q.VerifyAnswer(
+            valid=found.code == "VALID",
+            code=found.code,
+            key_id=found.key_id,
+            organization_id=found.organization_id,
+            allowed=allowed,
+            position=model.position,
+        )
+    )
 
 
 @get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
@@ -198,9 +204,11 @@ async def key_history(
     context = _context(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
-    return context.fresh(await asyncio.to_thread(
-        audit_queries.history, store, key_id, after_position, limit, model.position
-    ))
+    return context.fresh(
+        await asyncio.to_thread(
+            audit_queries.history, store, key_id, after_position, limit, model.position
+        )
+    )
 
 
 @get(
@@ -219,16 +227,18 @@ async def organization_keys(
     holders = rules.keys_with_permission(
         model, organization_id, permission, location_id, context.clock()
     )
-    return context.fresh(q.OrganizationKeysAnswer(
-        organization_id=organization_id,
-        permission=permission,
-        location_id=location_id,
-        keys=[
-            q.KeyHolder(key_id=key_id, name=model.keys[key_id].state.name, reasons=reasons)
-            for key_id, reasons in holders
-        ],
-        position=model.position,
-    ))
+    return context.fresh(
+        q.OrganizationKeysAnswer(
+            organization_id=organization_id,
+            permission=permission,
+            location_id=location_id,
+            keys=[
+                q.KeyHolder(key_id=key_id, name=model.keys[key_id].state.name, reasons=reasons)
+                for key_id, reasons in holders
+            ],
+            position=model.position,
+        )
+    )
 
 
 @get("/health", opt=_queries())

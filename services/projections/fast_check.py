@@ -31,6 +31,7 @@ class StaleMarker(Protocol):
 
     def fresh(self, answer: AnswerT) -> AnswerT: ...
 
+
 _JSON_HEADER = (b"content-type", b"application/json")
 # printable ASCII without '%' and '+': the raw query string is already its decoded form
 _PLAIN_QUERY = re.compile(rb"[!-$&-*,-~]*")
@@ -39,7 +40,12 @@ _PLAIN_QUERY = re.compile(rb"[!-$&-*,-~]*")
 _VALUE = rb"([!-$'-*,-~]{1,200})"
 # the order clients write (and the README shows): one match instead of a split and three checks
 _CANONICAL = re.compile(
-    rb"key_id=" + _VALUE + rb"&permission=" + _VALUE + rb"&location_id=" + _VALUE
+    rb"key_id="
+    + _VALUE
+    + rb"&permission="
+    + _VALUE
+    + rb"&location_id="
+    + _VALUE
     + rb"(&item_owner=key)?"
 )
 _PLAIN_VALUE = re.compile(_VALUE)
@@ -69,8 +75,12 @@ def _parse_any_order(query: bytes) -> tuple[bytes, bytes, bytes, bool] | None:
     location_id = params.get(b"location_id")
     own = _ITEM_OWNER.get(params.get(b"item_owner"))
     if (
-        key_id is None or permission is None or location_id is None or own is None
-        or not _PLAIN_VALUE.fullmatch(key_id) or not _PLAIN_VALUE.fullmatch(permission)
+        key_id is None
+        or permission is None
+        or location_id is None
+        or own is None
+        or not _PLAIN_VALUE.fullmatch(key_id)
+        or not _PLAIN_VALUE.fullmatch(permission)
         or not _PLAIN_VALUE.fullmatch(location_id)
     ):
         return None
@@ -101,10 +111,16 @@ class FastCheck:
             body = self.answer(scope["query_string"])
             if body is not None:
                 length = len(body)
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    _JSON_HEADER,
-                    _LENGTH_HEADERS[length] if length < 1024 else _content_length(length),
-                ]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            _JSON_HEADER,
+                            _LENGTH_HEADERS[length] if length < 1024 else _content_length(length),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
         await self.app(scope, receive, send)
@@ -127,10 +143,20 @@ class FastCheck:
         if marker.refuse_when_stale and marker.freshness.stale_lag(model.position) is not None:
             return None  # the handler refuses it with a 503
         decision = rules.check(
-            model, parsed[0].decode(), parsed[1].decode(), parsed[2].decode(), parsed[3],
+            model,
+            parsed[0].decode(),
+            parsed[1].decode(),
+            parsed[2].decode(),
+            parsed[3],
             self.clock(),
         )
-        return q.query_encoder.encode(marker.fresh(q.CheckAnswer(
-            allowed=decision.allowed, reasons=decision.reasons,
-            denied_because=decision.denied_because, position=model.position,
-        )))
+        return q.query_encoder.encode(
+            marker.fresh(
+                q.CheckAnswer(
+                    allowed=decision.allowed,
+                    reasons=decision.reasons,
+                    denied_because=decision.denied_because,
+                    position=model.position,
+                )
+            )
+        )

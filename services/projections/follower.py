@@ -124,9 +124,7 @@ class StreamFollower:
         self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
         self.saving = asyncio.create_task(self._save(batch, touched, rows))
 
-    async def _save(
-        self, batch: Batch, touched: list[rules.Touched], rows: list[EventRow]
-    ) -> None:
+    async def _save(self, batch: Batch, touched: list[rules.Touched], rows: list[EventRow]) -> None:
         loop = asyncio.get_running_loop()
         try:
             await self.store_worker.run(self.store.save, batch)

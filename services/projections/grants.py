@@ -234,9 +234,7 @@ def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
     return KeyGrants(index.org, state, at, everywhere)
 
 
-def refresh(
-    index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]
-) -> KeyGrants:
+def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[str]) -> KeyGrants:
     """The key's grants with only the named permissions compiled again (a role's permissions
     changed); new grants, so a check in another thread sees the old ones or the new."""
     at, everywhere = _collect(index, state, names)

@@ -43,13 +43,15 @@ T = TypeVar("T")
 
 def build_app(live: LiveReadModel, settings: Settings, freshness: Freshness) -> Any:
     """The served app; its audit queries get their store once it is open (``event_log``)."""
-    return served(create_app(
-        live,
-        min_position_wait=settings.min_position_wait,
-        ready_lag_seconds=settings.ready_lag_seconds,
-        freshness=freshness,
-        refuse_when_stale=settings.refuse_when_stale,
-    ))
+    return served(
+        create_app(
+            live,
+            min_position_wait=settings.min_position_wait,
+            ready_lag_seconds=settings.ready_lag_seconds,
+            freshness=freshness,
+            refuse_when_stale=settings.refuse_when_stale,
+        )
+    )
 
 
 def server_config(app: Any) -> uvicorn.Config:
@@ -118,8 +120,9 @@ async def serve_async(settings: Settings) -> None:
         if running.follower is not None:
             query_context(app).event_log = running.event_log
             print(f"projections loaded (position {live.position})", flush=True)
-        await asyncio.wait([asyncio.ensure_future(stop.wait()), serving],
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [asyncio.ensure_future(stop.wait()), serving], return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         await running.stop()
         server.should_exit = True
@@ -148,22 +151,32 @@ class Running:
         store, event_log = self.store, self.event_log
         if store is None or event_log is None:
             return
-        model = await when_available(lambda: asyncio.to_thread(store.load),
-                                     "view store (loading)", stop)
+        model = await when_available(
+            lambda: asyncio.to_thread(store.load), "view store (loading)", stop
+        )
         if model is None:
             return
         live.load(model)
         # a silent connection is given up soon after the longest wait a read asks for
         self.redis = connect(settings.redis_url, socket_timeout=freshness.read_block_seconds + 2)
         self.follower = StreamFollower(
-            self.redis, settings.events_stream, live, store, freshness,
-            count=settings.read_count, block_ms=settings.read_block_ms,
+            self.redis,
+            settings.events_stream,
+            live,
+            store,
+            freshness,
+            count=settings.read_count,
+            block_ms=settings.read_block_ms,
         )
         # /ready must know the store is down even when there is nothing to save
-        probe = Probe(partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
-                      freshness.store)
-        self.tasks = [asyncio.create_task(self.follower.run(), name="follower"),
-                      asyncio.create_task(probe.forever(), name="store-probe")]
+        probe = Probe(
+            partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
+            freshness.store,
+        )
+        self.tasks = [
+            asyncio.create_task(self.follower.run(), name="follower"),
+            asyncio.create_task(probe.forever(), name="store-probe"),
+        ]
 
     async def stop(self) -> None:
         await cancel_all(self.tasks)

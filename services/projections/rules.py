@@ -28,10 +28,26 @@ from services.projections.read_model import (
 )
 
 __all__ = [
-    "GRANT_CACHE_LIMIT", "Decision", "KeyGrants", "KeyView", "LocationNode", "OrganizationView",
-    "ReadModel", "RoleDefinition", "SecretRef", "Touched", "apply", "aware", "check",
-    "effective_permissions", "fold", "key_grants", "key_status", "keys_with_permission",
-    "restore", "secret_refs",
+    "GRANT_CACHE_LIMIT",
+    "Decision",
+    "KeyGrants",
+    "KeyView",
+    "LocationNode",
+    "OrganizationView",
+    "ReadModel",
+    "RoleDefinition",
+    "SecretRef",
+    "Touched",
+    "apply",
+    "aware",
+    "check",
+    "effective_permissions",
+    "fold",
+    "key_grants",
+    "key_status",
+    "keys_with_permission",
+    "restore",
+    "secret_refs",
 ]
 
 GRANT_CACHE_LIMIT = 50_000
@@ -254,9 +270,7 @@ def effective_permissions(
     listing: dict[str, dict[str, list[Reason]]] = {}
     scoped = grants.at
     for location_id in sorted(model.organizations[view.organization_id].locations):
-        permissions = set(grants.everywhere) | {
-            p for p, at in scoped.items() if location_id in at
-        }
+        permissions = set(grants.everywhere) | {p for p, at in scoped.items() if location_id in at}
         for permission in sorted(permissions):
             reasons = grants.reasons(permission, location_id)
             if reasons:
@@ -278,5 +292,3 @@ def keys_with_permission(
             if reasons:
                 holders.append((key_id, reasons))
     return holders
-
-

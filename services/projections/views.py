@@ -101,8 +101,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {p}secrets (sha256 TEXT PRIMARY KEY,"
     " key_id TEXT NOT NULL, kind TEXT NOT NULL, valid_until TEXT)",
     "CREATE INDEX IF NOT EXISTS {p}secrets_key ON {p}secrets (key_id)",
-    "CREATE TABLE IF NOT EXISTS {p}position (id INTEGER PRIMARY KEY,"
-    " position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {p}position (id INTEGER PRIMARY KEY, position BIGINT NOT NULL)",
     "INSERT INTO {p}position (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     *EVENT_LOG_DDL,
 )

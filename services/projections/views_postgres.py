@@ -31,14 +31,22 @@ class PostgresViewStore(SqlViewStore):
         super().__init__(prefix)
         conninfo, schema = split_schema(url)
         options: dict[str, Any] = {
-            "autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT, **LIVENESS
+            "autocommit": True,
+            "connect_timeout": self.CONNECT_TIMEOUT,
+            **LIVENESS,
         }
         if schema:
             options["options"] = f"-c search_path={schema}"
         self.pool = ConnectionPool(
-            conninfo, kwargs=options, min_size=1, max_size=self.POOL_SIZE,
-            timeout=self.WAIT_SECONDS, check=ConnectionPool.check_connection,
-            reconnect_timeout=RECONNECT_SECONDS, open=False, name="apikeys-view-store",
+            conninfo,
+            kwargs=options,
+            min_size=1,
+            max_size=self.POOL_SIZE,
+            timeout=self.WAIT_SECONDS,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_SECONDS,
+            open=False,
+            name="apikeys-view-store",
         )
         self.pool.open(wait=True, timeout=self.WAIT_SECONDS)
         self.create_tables()
@@ -66,5 +74,3 @@ def split_schema(url: str) -> tuple[str, str | None]:
         raise ValueError(f"schema must be a lowercase identifier, got {schema!r}")
     rest = urlencode({k: v[0] for k, v in query.items()})
     return urlunsplit(parts._replace(query=rest)), schema
-
-

@@ -67,7 +67,8 @@ class SqliteViewStore(SqlViewStore):
             for table in _REPLACED
         }
         indexes = [
-            s for s in _SCHEMA
+            s
+            for s in _SCHEMA
             if s.startswith(_CREATE_INDEX) and any(f" ON {{p}}{t} (" in s for t in _REPLACED)
         ]
         with collector.paused(), self._rollback_journal(), self._transaction() as cur:
@@ -100,5 +101,3 @@ class SqliteViewStore(SqlViewStore):
             cur.execute("COMMIT")
         finally:
             cur.close()
-
-

@@ -27,8 +27,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUrls:
     """The event store and the view store: SQLite files, or a PostgreSQL schema of the test's
     own (``postgres_url`` drops it afterwards). Override with indirect parametrization."""
     if request.param == "sqlite":
-        return StoreUrls("sqlite", f"sqlite:///{tmp_path / 'events.db'}",
-                         f"sqlite:///{tmp_path / 'views.db'}")
+        return StoreUrls(
+            "sqlite", f"sqlite:///{tmp_path / 'events.db'}", f"sqlite:///{tmp_path / 'views.db'}"
+        )
     url = str(request.getfixturevalue("postgres_url"))
     return StoreUrls("postgres", url, url)
 
@@ -68,8 +69,9 @@ def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
 
 
 @pytest.fixture
-def split_deployment(store: StoreUrls, fault_redis: RestartableRedis, harness: ProcessHarness,
-                     streams: Streams) -> SplitDeployment:
+def split_deployment(
+    store: StoreUrls, fault_redis: RestartableRedis, harness: ProcessHarness, streams: Streams
+) -> SplitDeployment:
     """The two services, not started yet (a test may route one through a proxy first). The
     store comes first among the arguments so that its teardown (dropping a PostgreSQL schema)
     runs after the harness has killed every process."""

@@ -24,8 +24,9 @@ class Streams:
 
     @classmethod
     def unique(cls, prefix: str) -> Streams:
-        return cls(f"{prefix}.commands", f"{prefix}.results", f"{prefix}.events",
-                   f"{prefix}.dead-letter")
+        return cls(
+            f"{prefix}.commands", f"{prefix}.results", f"{prefix}.events", f"{prefix}.dead-letter"
+        )
 
     def env(self) -> dict[str, str]:
         return {
@@ -46,8 +47,11 @@ class StoreUrls:
         """The same stores reached through 127.0.0.1:<port> (a proxy); PostgreSQL only."""
         if self.kind != "postgres":
             raise ValueError("only a PostgreSQL store is reached over TCP")
-        return replace(self, event_store=_with_port(self.event_store, port),
-                       view_store=_with_port(self.view_store, port))
+        return replace(
+            self,
+            event_store=_with_port(self.event_store, port),
+            view_store=_with_port(self.view_store, port),
+        )
 
     def postgres_address(self) -> tuple[str, int]:
         parts = urlsplit(self.event_store)
@@ -81,8 +85,7 @@ class Topology:
         }
 
 
-def wait_healthy(process: ManagedProcess, url: str, timeout: float = START_TIMEOUT_SECONDS
-                 ) -> None:
+def wait_healthy(process: ManagedProcess, url: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
@@ -96,8 +99,9 @@ def wait_healthy(process: ManagedProcess, url: str, timeout: float = START_TIMEO
 class SplitDeployment:
     """The keys service and the projection service, each started alone."""
 
-    def __init__(self, harness: ProcessHarness, redis_url: str, stores: StoreUrls,
-                 streams: Streams) -> None:
+    def __init__(
+        self, harness: ProcessHarness, redis_url: str, stores: StoreUrls, streams: Streams
+    ) -> None:
         self.harness = harness
         self.redis_url = redis_url
         self.stores = stores
@@ -109,28 +113,41 @@ class SplitDeployment:
 
     @property
     def topology(self) -> Topology:
-        return Topology(self.redis_url, self.streams, self.stores, f"http://{self.keys_addr}",
-                        f"http://{self.projections_addr}")
+        return Topology(
+            self.redis_url,
+            self.streams,
+            self.stores,
+            f"http://{self.keys_addr}",
+            f"http://{self.projections_addr}",
+        )
 
-    def start(self, *, keys_redis_url: str | None = None, stores: StoreUrls | None = None
-              ) -> Topology:
+    def start(
+        self, *, keys_redis_url: str | None = None, stores: StoreUrls | None = None
+    ) -> Topology:
         """Start both; the overrides route a service through a proxy."""
         stores = stores or self.stores
-        self.keys = self.harness.python("keys", ["services.keys"], self.harness.env(
-            REDIS_URL=keys_redis_url or self.redis_url,
-            APIKEYS_EVENT_STORE=stores.event_store,
-            APIKEYS_KEYS_HEALTH_ADDR=self.keys_addr,
-            APIKEYS_CONSUMER_NAME="keys-fault-test",
-            **self.streams.env(),
-        ))
+        self.keys = self.harness.python(
+            "keys",
+            ["services.keys"],
+            self.harness.env(
+                REDIS_URL=keys_redis_url or self.redis_url,
+                APIKEYS_EVENT_STORE=stores.event_store,
+                APIKEYS_KEYS_HEALTH_ADDR=self.keys_addr,
+                APIKEYS_CONSUMER_NAME="keys-fault-test",
+                **self.streams.env(),
+            ),
+        )
         wait_healthy(self.keys, f"http://{self.keys_addr}/health")
-        self.projections = self.harness.python("projections", ["services.projections"],
-                                               self.harness.env(
-            REDIS_URL=self.redis_url,
-            APIKEYS_EVENTS_STREAM=self.streams.events,
-            APIKEYS_VIEW_STORE=stores.view_store,
-            APIKEYS_HTTP_ADDR=self.projections_addr,
-        ))
+        self.projections = self.harness.python(
+            "projections",
+            ["services.projections"],
+            self.harness.env(
+                REDIS_URL=self.redis_url,
+                APIKEYS_EVENTS_STREAM=self.streams.events,
+                APIKEYS_VIEW_STORE=stores.view_store,
+                APIKEYS_HTTP_ADDR=self.projections_addr,
+            ),
+        )
         wait_healthy(self.projections, f"http://{self.projections_addr}/health")
         return self.topology
 
@@ -145,25 +162,35 @@ class RunDeployment:
         self.keys_addr = f"127.0.0.1:{free_port()}"
         self.projections_addr = f"127.0.0.1:{free_port()}"
         self.streams = streams
-        self.stores = StoreUrls("sqlite", f"sqlite:///{self.var / 'events.db'}",
-                                f"sqlite:///{self.var / 'views.db'}")
+        self.stores = StoreUrls(
+            "sqlite", f"sqlite:///{self.var / 'events.db'}", f"sqlite:///{self.var / 'views.db'}"
+        )
         self.run: ManagedProcess | None = None
 
     @property
     def topology(self) -> Topology:
-        return Topology(f"redis://127.0.0.1:{self.redis_port}/0", self.streams, self.stores,
-                        f"http://{self.keys_addr}", f"http://{self.projections_addr}")
+        return Topology(
+            f"redis://127.0.0.1:{self.redis_port}/0",
+            self.streams,
+            self.stores,
+            f"http://{self.keys_addr}",
+            f"http://{self.projections_addr}",
+        )
 
     def start(self) -> Topology:
-        self.run = self.harness.python("run", ["services.cli", "run"], self.harness.env(
-            APIKEYS_VAR_DIR=str(self.var),
-            APIKEYS_EMBEDDED_REDIS_PORT=str(self.redis_port),
-            APIKEYS_EVENT_STORE=self.stores.event_store,
-            APIKEYS_VIEW_STORE=self.stores.view_store,
-            APIKEYS_HTTP_ADDR=self.projections_addr,
-            APIKEYS_KEYS_HEALTH_ADDR=self.keys_addr,
-            **self.streams.env(),
-        ))
+        self.run = self.harness.python(
+            "run",
+            ["services.cli", "run"],
+            self.harness.env(
+                APIKEYS_VAR_DIR=str(self.var),
+                APIKEYS_EMBEDDED_REDIS_PORT=str(self.redis_port),
+                APIKEYS_EVENT_STORE=self.stores.event_store,
+                APIKEYS_VIEW_STORE=self.stores.view_store,
+                APIKEYS_HTTP_ADDR=self.projections_addr,
+                APIKEYS_KEYS_HEALTH_ADDR=self.keys_addr,
+                **self.streams.env(),
+            ),
+        )
         wait_healthy(self.run, f"http://{self.keys_addr}/health")
         wait_healthy(self.run, f"http://{self.projections_addr}/health")
         return self.topology

@@ -36,12 +36,16 @@ class FaultRun:
 
     def __post_init__(self) -> None:
         self.client = redis.Redis.from_url(self.topology.redis_url, socket_timeout=10)
-        self.plan = build_plan("org-" + self.topology.streams.commands.split(".")[0],
-                               self.total, self.pause_fraction)
-        self.sampler = HealthSampler(self.harness, {"keys": self.topology.keys_url,
-                                                    "projections": self.topology.projections_url})
-        self.driver = LoadDriver(self.topology.redis_url, self.topology.streams.commands,
-                                 self.plan, self.rate)
+        self.plan = build_plan(
+            "org-" + self.topology.streams.commands.split(".")[0], self.total, self.pause_fraction
+        )
+        self.sampler = HealthSampler(
+            self.harness,
+            {"keys": self.topology.keys_url, "projections": self.topology.projections_url},
+        )
+        self.driver = LoadDriver(
+            self.topology.redis_url, self.topology.streams.commands, self.plan, self.rate
+        )
 
     def start_load(self) -> FaultRun:
         """Sample health, send the load, and return once the fault point is reached."""
@@ -68,8 +72,14 @@ class FaultRun:
         """Measure and print the recovery time: from the fault's end until what was sent by
         then is answered, published and projected."""
         try:
-            seconds = checks.measure_recovery(self.client, self.topology, self.fault_end,
-                                              self.answered_at_fault_end, timeout, self.harness)
+            seconds = checks.measure_recovery(
+                self.client,
+                self.topology,
+                self.fault_end,
+                self.answered_at_fault_end,
+                timeout,
+                self.harness,
+            )
         except AssertionError:
             print(f"RECOVERY {self.label}: none within {timeout:.0f} s")
             raise
@@ -80,11 +90,13 @@ class FaultRun:
     def finish(self) -> list[str]:
         """Let the load end, wait until all of it is through, and check (a) to (d)."""
         sent = self.driver.join()
-        checks.wait_caught_up(self.client, self.topology, len(sent),
-                              COMPLETION_TIMEOUT_SECONDS, self.harness)
+        checks.wait_caught_up(
+            self.client, self.topology, len(sent), COMPLETION_TIMEOUT_SECONDS, self.harness
+        )
         self.checks_started = time.monotonic()
-        problems = checks.invariant_problems(self.client, self.topology, self.harness,
-                                             self.plan, sent)
+        problems = checks.invariant_problems(
+            self.client, self.topology, self.harness, self.plan, sent
+        )
         self.sampler.stop()
         return problems
 
@@ -101,15 +113,21 @@ class FaultRun:
     def health_problems(self, *services: str) -> list[str]:
         """(e) every /health sampled until the checks began answered 200 within 100 ms
         (export and verify-projections then compete for the same cores)."""
-        return [problem for service in services
-                for problem in checks.health_problems(self.sampler, service,
-                                                      end=self.checks_started)]
+        return [
+            problem
+            for service in services
+            for problem in checks.health_problems(self.sampler, service, end=self.checks_started)
+        ]
 
     def readiness_problems(self, *services: str, within: float) -> list[str]:
         """(e) /ready answered 503 during the fault and 200 within ``within`` s after."""
-        return [problem for service in services
-                for problem in checks.readiness_problems(self.sampler, service, self.fault_start,
-                                                         self.fault_end, within)]
+        return [
+            problem
+            for service in services
+            for problem in checks.readiness_problems(
+                self.sampler, service, self.fault_start, self.fault_end, within
+            )
+        ]
 
     def close(self) -> None:
         self.sampler.stop()

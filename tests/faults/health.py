@@ -46,8 +46,7 @@ class HealthSampler:
         deadline = time.monotonic() + 10
         while not self._lines():
             if time.monotonic() > deadline or not self.process.alive():
-                raise AssertionError(f"the health probe records nothing: "
-                                     f"{self.process.describe()}")
+                raise AssertionError(f"the health probe records nothing: {self.process.describe()}")
             time.sleep(0.02)
         return self
 
@@ -66,8 +65,10 @@ class HealthSampler:
             return []
         return [line for line in text.split("\n")[:-1] if line]  # the last may be partial
 
-    def of(self, service: str, path: str, start: float = 0.0, end: float = float("inf")
-           ) -> list[Sample]:
+    def of(
+        self, service: str, path: str, start: float = 0.0, end: float = float("inf")
+    ) -> list[Sample]:
         samples = [Sample(**json.loads(line)) for line in self._lines()]
-        return [s for s in samples
-                if s.service == service and s.path == path and start <= s.at <= end]
+        return [
+            s for s in samples if s.service == service and s.path == path and start <= s.at <= end
+        ]

@@ -39,8 +39,14 @@ def ask(url: str) -> tuple[int | None, str]:
         return None, repr(error)[:200]
 
 
-def poll(service: str, base: str, interval: float, out: IO[str], lock: threading.Lock,
-         stop: threading.Event) -> None:
+def poll(
+    service: str,
+    base: str,
+    interval: float,
+    out: IO[str],
+    lock: threading.Lock,
+    stop: threading.Event,
+) -> None:
     next_tick = time.monotonic()
     while not stop.is_set():
         for path in ("/health", "/ready"):
@@ -48,8 +54,16 @@ def poll(service: str, base: str, interval: float, out: IO[str], lock: threading
             started = time.perf_counter()
             status, error = ask(base + path)
             latency = time.perf_counter() - started
-            line = json.dumps({"at": at, "service": service, "path": path, "status": status,
-                               "latency": latency, "error": error})
+            line = json.dumps(
+                {
+                    "at": at,
+                    "service": service,
+                    "path": path,
+                    "status": status,
+                    "latency": latency,
+                    "error": error,
+                }
+            )
             with lock:
                 out.write(line + "\n")
                 out.flush()

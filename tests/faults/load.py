@@ -52,8 +52,10 @@ class Plan:
         """``active`` or ``disabled``: what the last Disable/Enable sent on the key makes it."""
         for planned in reversed(self.commands):
             command = planned.command
-            if command.get("key_id") == key_id and command["type"] in ("DisableApiKey",
-                                                                        "EnableApiKey"):
+            if command.get("key_id") == key_id and command["type"] in (
+                "DisableApiKey",
+                "EnableApiKey",
+            ):
                 return "disabled" if command["type"] == "DisableApiKey" else "active"
         return "active"
 
@@ -122,7 +124,9 @@ class LoadDriver:
 
     def __post_init__(self) -> None:
         self.client = redis.Redis.from_url(
-            self.redis_url, socket_timeout=2, socket_connect_timeout=1,
+            self.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=1,
             retry=Retry(NoBackoff(), 0),  # _xadd retries, and knows when a retry landed
         )
         self.paused = threading.Event()
@@ -144,8 +148,10 @@ class LoadDriver:
     def wait_paused(self, timeout: float = 60.0) -> None:
         """Block until every command before the fault point is sent."""
         if not self.paused.wait(timeout):
-            raise AssertionError(f"the load did not reach its fault point in {timeout} s "
-                                 f"({self.sent_count} sent, error {self.error!r})")
+            raise AssertionError(
+                f"the load did not reach its fault point in {timeout} s "
+                f"({self.sent_count} sent, error {self.error!r})"
+            )
 
     def resume(self) -> None:
         self._resume.set()
@@ -161,8 +167,10 @@ class LoadDriver:
         self._resume.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise AssertionError(f"the load did not finish in {timeout} s "
-                                 f"({self.sent_count}/{len(self.plan.commands)} sent)")
+            raise AssertionError(
+                f"the load did not finish in {timeout} s "
+                f"({self.sent_count}/{len(self.plan.commands)} sent)"
+            )
         if self.error is not None:
             raise AssertionError(f"the load driver failed: {self.error!r}") from self.error
         return self.sent

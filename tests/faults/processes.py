@@ -71,8 +71,12 @@ class ProcessHarness:
         log_path = self.workdir / f"{name}.log"
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
-                list(args), env={**env, MARKER_VARIABLE: self.marker}, cwd=self.workdir,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                list(args),
+                env={**env, MARKER_VARIABLE: self.marker},
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         process = ManagedProcess(name, popen, log_path)
@@ -107,17 +111,22 @@ class ProcessHarness:
                     self._tracked.setdefault((process.pid, process.create_time()), process)
             return [p for p in self._tracked.values() if not is_gone(p)]
 
-    def python(self, name: str, module_args: Sequence[str], env: dict[str, str]
-               ) -> ManagedProcess:
+    def python(self, name: str, module_args: Sequence[str], env: dict[str, str]) -> ManagedProcess:
         return self.start(name, [sys.executable, "-m", *module_args], env)
 
-    def run_cli(self, args: Sequence[str], env: dict[str, str], timeout: float = 120.0
-                ) -> subprocess.CompletedProcess[str]:
+    def run_cli(
+        self, args: Sequence[str], env: dict[str, str], timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
         """``python -m services.cli ...`` to completion, in its own group, output captured."""
         return subprocess.run(
             [sys.executable, "-m", "services.cli", *args],
-            env={**env, MARKER_VARIABLE: self.marker}, cwd=self.workdir, capture_output=True,
-            text=True, timeout=timeout, start_new_session=True, check=False,
+            env={**env, MARKER_VARIABLE: self.marker},
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+            check=False,
         )
 
     def marked_processes(self) -> list[psutil.Process]:

@@ -44,5 +44,9 @@ class RestartableRedis:
 
     def client(self, timeout: float = 5.0) -> redis.Redis:
         """A direct client that raises at the first error (no retries)."""
-        return redis.Redis(port=self.port, socket_timeout=timeout,
-                           socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        return redis.Redis(
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )

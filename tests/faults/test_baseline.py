@@ -14,8 +14,14 @@ pytestmark = pytest.mark.faults
 
 def test_without_a_fault_every_invariant_holds(split_deployment: SplitDeployment) -> None:
     topology = split_deployment.start()
-    run = FaultRun(f"baseline {topology.stores.kind}", split_deployment.harness, topology,
-                   total=1000, rate=300, pause_fraction=None)
+    run = FaultRun(
+        f"baseline {topology.stores.kind}",
+        split_deployment.harness,
+        topology,
+        total=1000,
+        rate=300,
+        pause_fraction=None,
+    )
     try:
         run.start_load()
         problems = run.finish()

@@ -29,8 +29,12 @@ FAST_ERROR_SECONDS = 0.5
 
 def client_through(proxy: TcpProxy, timeout: float = 5.0) -> redis.Redis:
     """A client that does not retry: each error it raises is the proxy's own, as fast."""
-    return redis.Redis(port=proxy.port, socket_timeout=timeout, socket_connect_timeout=timeout,
-                       retry=Retry(NoBackoff(), 0))
+    return redis.Redis(
+        port=proxy.port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def fails_fast(client: redis.Redis) -> float:
@@ -108,8 +112,7 @@ def test_teardown_kills_groups_descendants_and_orphans(tmp_path: Path, unique: s
         "subprocess.Popen(sleeper, start_new_session=True, env=bare)\n"
         "time.sleep(1)\n"
     )
-    parent = harness.start("parent", [sys.executable, "-c", script, MARKER_VARIABLE],
-                           harness.env())
+    parent = harness.start("parent", [sys.executable, "-c", script, MARKER_VARIABLE], harness.env())
     deadline = time.monotonic() + 10
     while len(psutil.Process(parent.pid).children()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -130,8 +133,10 @@ def sent_plan(total: int) -> list[Sent]:
 def true_results(sent: list[Sent]) -> list[dict[str, Any]]:
     results = []
     for position, item in enumerate(sent, start=1):
-        result: dict[str, Any] = {"command_id": item.planned.command_id,
-                                  "status": item.planned.status}
+        result: dict[str, Any] = {
+            "command_id": item.planned.command_id,
+            "status": item.planned.status,
+        }
         if item.planned.status == ACCEPTED:
             result["position"] = position
         if item.planned.error_code:
@@ -149,14 +154,18 @@ def test_the_result_checks_catch_a_lost_a_repeated_and_a_wrong_result() -> None:
     assert result_problems(sent, results[:-1])  # one lost
     assert result_problems(sent, [*results, results[40]])  # one answered twice
     duplicate = next(r for r in results if r["status"] == DUPLICATE)
-    assert result_problems(sent, [r if r is not duplicate else {**r, "status": ACCEPTED}
-                                  for r in results])
+    assert result_problems(
+        sent, [r if r is not duplicate else {**r, "status": ACCEPTED} for r in results]
+    )
     original = next(r for r in results if r["command_id"] == duplicate["command_id"])
-    assert result_problems(sent, [duplicate if r is original else original if r is duplicate
-                                  else r for r in results])  # answered out of send order
+    assert result_problems(
+        sent, [duplicate if r is original else original if r is duplicate else r for r in results]
+    )  # answered out of send order
     swapped = [dict(r) for r in results]
-    swapped[20]["position"], swapped[30]["position"] = (swapped[30]["position"],
-                                                        swapped[20]["position"])
+    swapped[20]["position"], swapped[30]["position"] = (
+        swapped[30]["position"],
+        swapped[20]["position"],
+    )
     assert position_order_problems(sent, swapped)
 
 

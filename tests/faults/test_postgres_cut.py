@@ -18,15 +18,22 @@ RECOVERY_TIMEOUT_SECONDS = 20.0
 READY_AGAIN_WITHIN_SECONDS = 10.0
 
 
-@pytest.mark.parametrize("store", [pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "store", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_postgres_cut_loses_and_repeats_nothing(
     split_deployment: SplitDeployment, tcp_proxy: Callable[[str, int], TcpProxy]
 ) -> None:
     proxy = tcp_proxy(*split_deployment.stores.postgres_address())
     topology = split_deployment.start(stores=split_deployment.stores.routed_through(proxy.port))
-    run = FaultRun("postgres-cut postgres", split_deployment.harness, topology,
-                   total=2800, rate=200, pause_fraction=0.15)
+    run = FaultRun(
+        "postgres-cut postgres",
+        split_deployment.harness,
+        topology,
+        total=2800,
+        rate=200,
+        pause_fraction=0.15,
+    )
     try:
         run.start_load()
         run.fault_begins()
@@ -39,8 +46,7 @@ def test_a_postgres_cut_loses_and_repeats_nothing(
         if run.recovered:
             problems += checks.stored_position_problems(topology)
         problems += run.health_problems("keys", "projections")
-        problems += run.readiness_problems("keys", "projections",
-                                           within=READY_AGAIN_WITHIN_SECONDS)
+        problems += run.readiness_problems("keys", "projections", within=READY_AGAIN_WITHIN_SECONDS)
         checks.assert_no_problems(problems)
     finally:
         run.close()

@@ -20,13 +20,20 @@ READY_AGAIN_WITHIN_SECONDS = 10.0
 
 
 def test_a_redis_cut_of_the_keys_service_loses_and_repeats_nothing(
-    split_deployment: SplitDeployment, fault_redis: RestartableRedis,
+    split_deployment: SplitDeployment,
+    fault_redis: RestartableRedis,
     tcp_proxy: Callable[[str, int], TcpProxy],
 ) -> None:
     proxy = tcp_proxy("127.0.0.1", fault_redis.port)
     topology = split_deployment.start(keys_redis_url=f"redis://127.0.0.1:{proxy.port}/0")
-    run = FaultRun(f"redis-cut {topology.stores.kind}", split_deployment.harness, topology,
-                   total=2800, rate=200, pause_fraction=0.15)
+    run = FaultRun(
+        f"redis-cut {topology.stores.kind}",
+        split_deployment.harness,
+        topology,
+        total=2800,
+        rate=200,
+        pause_fraction=0.15,
+    )
     try:
         run.start_load()
         run.fault_begins()

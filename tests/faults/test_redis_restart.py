@@ -19,8 +19,14 @@ def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
     split_deployment: SplitDeployment, fault_redis: RestartableRedis
 ) -> None:
     topology = split_deployment.start()
-    run = FaultRun(f"redis-restart {topology.stores.kind}", split_deployment.harness, topology,
-                   total=1600, rate=200, pause_fraction=0.3)
+    run = FaultRun(
+        f"redis-restart {topology.stores.kind}",
+        split_deployment.harness,
+        topology,
+        total=1600,
+        rate=200,
+        pause_fraction=0.3,
+    )
     try:
         run.start_load()
         run.fault_begins()
@@ -31,8 +37,7 @@ def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
         run.fault_ends()
         problems = run.outcome(RECOVERY_TIMEOUT_SECONDS)
         problems += run.health_problems("keys", "projections")
-        problems += run.readiness_problems("keys", "projections",
-                                           within=READY_AGAIN_WITHIN_SECONDS)
+        problems += run.readiness_problems("keys", "projections", within=READY_AGAIN_WITHIN_SECONDS)
         checks.assert_no_problems(problems)
     finally:
         run.close()

@@ -19,8 +19,11 @@ RECOVERY_TIMEOUT_SECONDS = 20.0
 
 
 def the_relay(keys_pid: int, timeout: float = 10.0) -> psutil.Process:
-    checks.wait_until(lambda: len(relay_children(keys_pid)) == 1, timeout,
-                      lambda: f"children of the keys service: {relay_children(keys_pid)}")
+    checks.wait_until(
+        lambda: len(relay_children(keys_pid)) == 1,
+        timeout,
+        lambda: f"children of the keys service: {relay_children(keys_pid)}",
+    )
     return relay_children(keys_pid)[0]
 
 
@@ -30,8 +33,14 @@ def test_a_killed_relay_is_replaced_and_publishes_everything_once(
     topology = split_deployment.start()
     assert split_deployment.keys is not None
     keys_pid = split_deployment.keys.pid
-    run = FaultRun(f"relay-kill {topology.stores.kind}", split_deployment.harness, topology,
-                   total=1500, rate=200, pause_fraction=0.3)
+    run = FaultRun(
+        f"relay-kill {topology.stores.kind}",
+        split_deployment.harness,
+        topology,
+        total=1500,
+        rate=200,
+        pause_fraction=0.3,
+    )
     try:
         run.start_load()
         relay = the_relay(keys_pid)

@@ -22,8 +22,14 @@ def test_a_killed_service_is_restarted_and_the_whole_catches_up(
     topology = run_deployment.start()
     supervisor = run_deployment.run
     assert supervisor is not None
-    run = FaultRun(f"run-{victim}-kill sqlite", run_deployment.harness, topology,
-                   total=1500, rate=200, pause_fraction=0.3)
+    run = FaultRun(
+        f"run-{victim}-kill sqlite",
+        run_deployment.harness,
+        topology,
+        total=1500,
+        rate=200,
+        pause_fraction=0.3,
+    )
     try:
         run.start_load()
         if victim == "redis":
@@ -40,8 +46,9 @@ def test_a_killed_service_is_restarted_and_the_whole_catches_up(
         if not supervisor.alive():
             problems.append(f"apikeys run exited: {supervisor.describe()}")
         if victim in MODULES:
-            problems += checks.came_back_problems(run.sampler, victim, "/health",
-                                                  run.fault_end, WHOLE_AGAIN_WITHIN_SECONDS)
+            problems += checks.came_back_problems(
+                run.sampler, victim, "/health", run.fault_end, WHOLE_AGAIN_WITHIN_SECONDS
+            )
         for service in MODULES:
             if service != victim:
                 problems += run.health_problems(service)

@@ -23,8 +23,14 @@ def test_sigterm_stops_apikeys_run_and_its_whole_tree(run_deployment: RunDeploym
     topology = run_deployment.start()
     supervisor = run_deployment.run
     assert supervisor is not None
-    run = FaultRun("run-sigterm sqlite", run_deployment.harness, topology,
-                   total=800, rate=300, pause_fraction=0.5)
+    run = FaultRun(
+        "run-sigterm sqlite",
+        run_deployment.harness,
+        topology,
+        total=800,
+        rate=300,
+        pause_fraction=0.5,
+    )
     try:
         run.start_load()
         tree = psutil.Process(supervisor.pid).children(recursive=True)

@@ -56,7 +56,10 @@ class KeysProcess:
     def start(self) -> KeysProcess:
         log = open(self.workdir / "keys.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.keys"], env=self.env, stdout=log, stderr=log,
+            [sys.executable, "-m", "services.keys"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
             cwd=self.workdir,
         )
         wait_until(self._healthy, timeout=30)

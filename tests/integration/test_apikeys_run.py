@@ -33,15 +33,22 @@ def http_json(url: str, body: dict | None = None) -> tuple[int, dict]:
 def test_run_starts_every_part_and_the_readme_example_works(tmp_path: Path) -> None:
     redis_port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({
-        "APIKEYS_VAR_DIR": str(tmp_path / "var"),
-        "APIKEYS_EMBEDDED_REDIS_PORT": str(redis_port),
-        "APIKEYS_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "APIKEYS_KEYS_HEALTH_ADDR": f"127.0.0.1:{free_port()}",
-    })
+    env.update(
+        {
+            "APIKEYS_VAR_DIR": str(tmp_path / "var"),
+            "APIKEYS_EMBEDDED_REDIS_PORT": str(redis_port),
+            "APIKEYS_HTTP_ADDR": f"127.0.0.1:{http_port}",
+            "APIKEYS_KEYS_HEALTH_ADDR": f"127.0.0.1:{free_port()}",
+        }
+    )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
-    run = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, cwd=tmp_path,
-                           stdout=log, stderr=subprocess.STDOUT)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_until(lambda: b"ready:" in (tmp_path / "run.log").read_bytes(), timeout=60)
         assert http_json(f"http://127.0.0.1:{http_port}/health")[0] == 200
@@ -49,17 +56,40 @@ def test_run_starts_every_part_and_the_readme_example_works(tmp_path: Path) -> N
         client = redis.Redis(port=redis_port)
         commands = [
             {"type": "EnableApiModule", "command_id": "c1", "organization_id": "acme"},
-            {"type": "GrantApiAdministrator", "command_id": "c2", "organization_id": "acme",
-             "user_id": "alice"},
-            {"type": "DefineLocation", "command_id": "c3", "organization_id": "acme",
-             "location_id": "plant-7", "name": "Plant 7", "parent_id": None},
-            {"type": "DefineRole", "command_id": "c4", "organization_id": "acme",
-             "role_id": "exporter", "name": "Exporter",
-             "permissions": [{"permission": "view_private", "scope": "location_and_below"}]},
-            {"type": "CreateApiKey", "command_id": "c5", "organization_id": "acme",
-             "actor_id": "alice", "key_id": "key-1", "name": "Nightly export",
-             "location_ids": ["plant-7"], "role_ids": ["exporter"],
-             "secret_sha256": token_sha256(token), "secret_hint": token_hint(token)},
+            {
+                "type": "GrantApiAdministrator",
+                "command_id": "c2",
+                "organization_id": "acme",
+                "user_id": "alice",
+            },
+            {
+                "type": "DefineLocation",
+                "command_id": "c3",
+                "organization_id": "acme",
+                "location_id": "plant-7",
+                "name": "Plant 7",
+                "parent_id": None,
+            },
+            {
+                "type": "DefineRole",
+                "command_id": "c4",
+                "organization_id": "acme",
+                "role_id": "exporter",
+                "name": "Exporter",
+                "permissions": [{"permission": "view_private", "scope": "location_and_below"}],
+            },
+            {
+                "type": "CreateApiKey",
+                "command_id": "c5",
+                "organization_id": "acme",
+                "actor_id": "alice",
+                "key_id": "key-1",
+                "name": "Nightly export",
+                "location_ids": ["plant-7"],
+                "role_ids": ["exporter"],
+                "secret_sha256": token_sha256(token),
+                "secret_hint": token_hint(token),
+            },
         ]
         for command in commands:
             client.xadd("apikeys.commands", {"__data__": json.dumps(command)})

@@ -26,12 +26,14 @@ def test_compose_accepts_the_file_and_it_describes_every_part() -> None:
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose / docker-compose on this machine")
-    result = subprocess.run([*command, "config", "--services"], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [*command, "config", "--services"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {"redis", "postgres", "keys", "projections"}
-    config = subprocess.run([*command, "config"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout
+    config = subprocess.run(
+        [*command, "config"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "appendonly" in config and "APIKEYS_EVENT_STORE" in config
 
 

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def keys(redis_url: str, event_store_url: str, unique: str, tmp_path: Path
-         ) -> Iterator[KeysProcess]:
+def keys(
+    redis_url: str, event_store_url: str, unique: str, tmp_path: Path
+) -> Iterator[KeysProcess]:
     process = KeysProcess(redis_url, event_store_url, f"t{unique}", tmp_path).start()
     yield process
     process.stop()
@@ -47,8 +48,7 @@ def test_a_created_key_is_answered_and_its_events_published(keys: KeysProcess) -
 def test_rejections_carry_error_codes(keys: KeysProcess) -> None:
     keys.send(create_key("nowhere", "k1"))
     keys.send(*organization_setup("acme"))
-    keys.send(key_command("ToggleRoleLocation", "acme", "missing", role_id="R0",
-                          location_id="L0"))
+    keys.send(key_command("ToggleRoleLocation", "acme", "missing", role_id="R0", location_id="L0"))
     results = keys.wait_for_results(1 + len(organization_setup("x")) + 1)
     assert results[0]["status"] == "rejected"
     assert results[0]["error"]["code"] == "unknown_organization"
@@ -95,8 +95,9 @@ def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(keys: KeysProcess
     keys.start()
     results = keys.wait_for_results(4, timeout=20)
     assert results[-1]["error"]["code"] == "unknown_key"
-    wait_until(lambda: keys.redis.xpending(keys.streams["commands"], "apikeys-keys")
-               ["pending"] == 0)
+    wait_until(
+        lambda: keys.redis.xpending(keys.streams["commands"], "apikeys-keys")["pending"] == 0
+    )
     assert lost
 
 
@@ -106,11 +107,15 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(keys: KeysPr
     keys.wait_for_results(len(setup))
     commands = []
     for k in range(300):
-        commands.append(create_key("acme", f"k{k}", locations=("L0", "L1", "L2"),
-                                   roles=("R0", "R1")))
+        commands.append(
+            create_key("acme", f"k{k}", locations=("L0", "L1", "L2"), roles=("R0", "R1"))
+        )
         for step in range(3):
-            commands.append(key_command("ToggleRoleLocation", "acme", f"k{k}",
-                                        role_id="R1", location_id=f"L{step}"))
+            commands.append(
+                key_command(
+                    "ToggleRoleLocation", "acme", f"k{k}", role_id="R1", location_id=f"L{step}"
+                )
+            )
     keys.send(*commands)
     wait_until(lambda: keys.redis.xlen(keys.streams["results"]) > len(setup) + 200, 30, 0.005)
     keys.kill()

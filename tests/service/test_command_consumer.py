@@ -45,9 +45,13 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 def settings_for(redis_url: str, unique: str) -> KeysSettings:
     return KeysSettings(
-        redis_url=redis_url, commands_stream=f"{unique}.commands",
-        results_stream=f"{unique}.results", events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead", consumer="c1", max_deliveries=2,
+        redis_url=redis_url,
+        commands_stream=f"{unique}.commands",
+        results_stream=f"{unique}.results",
+        events_stream=f"{unique}.events",
+        dead_letter_stream=f"{unique}.dead",
+        consumer="c1",
+        max_deliveries=2,
     )
 
 
@@ -67,8 +71,9 @@ async def read_all(redis: Redis, stream: str) -> list[dict]:
 async def deliver(redis: Redis, settings: KeysSettings, *payloads: bytes) -> list:
     for payload in payloads:
         await redis.xadd(settings.commands_stream, {"__data__": payload})
-    reply = await redis.xreadgroup(settings.group, settings.consumer,
-                                   {settings.commands_stream: ">"}, count=100)
+    reply = await redis.xreadgroup(
+        settings.group, settings.consumer, {settings.commands_stream: ">"}, count=100
+    )
     return list(reply[0][1])
 
 
@@ -78,14 +83,20 @@ async def test_answers_keep_stream_order_around_refused_entries(
     settings, app = await prepared(redis, redis_url, unique, tmp_path)
     consumer = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
-    payloads = [json.dumps(setup[0]).encode(), b'{"type": "Nope"}',
-                b'{"type": "RenameApiKey", "command_id": "bad"}',
-                json.dumps(setup[1]).encode()]
+    payloads = [
+        json.dumps(setup[0]).encode(),
+        b'{"type": "Nope"}',
+        b'{"type": "RenameApiKey", "command_id": "bad"}',
+        json.dumps(setup[1]).encode(),
+    ]
     entries = await deliver(redis, settings, *payloads)
     await consumer.handle([i for i, _ in entries], [d for _, d in entries])
     results = await read_all(redis, settings.results_stream)
-    assert [r["command_id"] for r in results] == [setup[0]["command_id"], "bad",
-                                                   setup[1]["command_id"]]
+    assert [r["command_id"] for r in results] == [
+        setup[0]["command_id"],
+        "bad",
+        setup[1]["command_id"],
+    ]
     assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
     dead = await read_all(redis, settings.dead_letter_stream)
     assert [d["entry_id"] for d in dead] == [entries[1][0].decode(), entries[2][0].decode()]
@@ -98,10 +109,10 @@ async def test_an_entry_that_keeps_failing_stays_pending_then_is_dead_lettered(
     settings, app = await prepared(redis, redis_url, unique, tmp_path)
     setup = organization_setup("acme", locations=1, roles=0)
     poison = key_command("RenameApiKey", "acme", "k1", name="x")
-    consumer = CommandConsumer(settings, FailingOn(app, poison["command_id"]), redis,
-                               retry_delays=(0.0,))
-    entries = await deliver(redis, settings, *(json.dumps(c).encode()
-                                               for c in [*setup, poison]))
+    consumer = CommandConsumer(
+        settings, FailingOn(app, poison["command_id"]), redis, retry_delays=(0.0,)
+    )
+    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in [*setup, poison]))
     await consumer.handle([i for i, _ in entries], [d for _, d in entries])
     results = await read_all(redis, settings.results_stream)
     assert [r["command_id"] for r in results] == [c["command_id"] for c in setup]
@@ -130,8 +141,9 @@ async def test_entries_read_again_after_outages_are_not_dead_lettered(
     setup = organization_setup("acme", locations=1, roles=0)
     entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup))
     for _ in range(settings.max_deliveries + 3):  # deliveries lost with dropped connections
-        await redis.xreadgroup(settings.group, settings.consumer,
-                               {settings.commands_stream: "0"}, count=100)
+        await redis.xreadgroup(
+            settings.group, settings.consumer, {settings.commands_stream: "0"}, count=100
+        )
     pending = await redis.xpending_range(settings.commands_stream, settings.group, "-", "+", 10)
     assert min(p["times_delivered"] for p in pending) > settings.max_deliveries
     assert await consumer.recover_own_pending() == len(entries)
@@ -155,8 +167,10 @@ async def test_a_new_batch_waits_for_older_entries_whose_delivery_was_lost(
     assert [r["status"] for r in results] == ["accepted"] * len(setup)
     await consumer.on_batch([i for i, _ in newer], [d for _, d in newer])  # delivered twice
     assert len(await read_all(redis, settings.results_stream)) == len(setup)
-    assert len(older) == 2 and (await redis.xpending(
-        settings.commands_stream, settings.group))["pending"] == 0
+    assert (
+        len(older) == 2
+        and (await redis.xpending(settings.commands_stream, settings.group))["pending"] == 0
+    )
 
 
 class UnreachableFor(CommandProcessor):
@@ -177,8 +191,7 @@ async def test_a_store_outage_holds_the_batch_until_the_store_answers(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
     settings, app = await prepared(redis, redis_url, unique, tmp_path)
-    consumer = CommandConsumer(settings, UnreachableFor(app, outages=8), redis,
-                               retry_delays=(0.0,))
+    consumer = CommandConsumer(settings, UnreachableFor(app, outages=8), redis, retry_delays=(0.0,))
     setup = organization_setup("acme", locations=1, roles=0)
     entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup))
     await consumer.handle([i for i, _ in entries], [d for _, d in entries])
@@ -197,8 +210,7 @@ async def test_answers_sent_again_publish_nothing_twice(
     first = CommandConsumer(settings, CommandProcessor(app), redis)
     second = CommandConsumer(settings, CommandProcessor(app), redis)
     setup = organization_setup("acme", locations=1, roles=0)
-    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup),
-                            b"not json")
+    entries = await deliver(redis, settings, *(json.dumps(c).encode() for c in setup), b"not json")
     ids, datas = [i for i, _ in entries], [d for _, d in entries]
     await first.handle(ids, datas)
     await second.handle(ids, datas)

@@ -45,36 +45,64 @@ def every_command() -> list[dict[str, Any]]:
     org = "o1"
     commands = organization_setup(org, locations=4, roles=3)
     commands += [
-        {"type": "RenameLocation", "command_id": "x1", "organization_id": org,
-         "location_id": "L3", "name": "Lé \"quoted\" \\ \n\t\u2028 😀"},
-        {"type": "MoveLocation", "command_id": "x2", "organization_id": org,
-         "location_id": "L3", "new_parent_id": "L0"},
-        {"type": "ChangeRolePermissions", "command_id": "x3", "organization_id": org,
-         "role_id": "R2", "permissions": [{"permission": "p", "scope": "own_items"}]},
-        {"type": "RenameRole", "command_id": "x4", "organization_id": org, "role_id": "R2",
-         "name": "Role two"},
-        create_key(org, "k1", locations=("L0", "L1", "L2"), roles=("R0", "R2"),
-                   role_locations=[{"role_id": "R0", "location_id": "L1"}],
-                   expires_at="2030-01-02T03:04:05.000006+00:00"),
+        {
+            "type": "RenameLocation",
+            "command_id": "x1",
+            "organization_id": org,
+            "location_id": "L3",
+            "name": 'Lé "quoted" \\ \n\t\u2028 😀',
+        },
+        {
+            "type": "MoveLocation",
+            "command_id": "x2",
+            "organization_id": org,
+            "location_id": "L3",
+            "new_parent_id": "L0",
+        },
+        {
+            "type": "ChangeRolePermissions",
+            "command_id": "x3",
+            "organization_id": org,
+            "role_id": "R2",
+            "permissions": [{"permission": "p", "scope": "own_items"}],
+        },
+        {
+            "type": "RenameRole",
+            "command_id": "x4",
+            "organization_id": org,
+            "role_id": "R2",
+            "name": "Role two",
+        },
+        create_key(
+            org,
+            "k1",
+            locations=("L0", "L1", "L2"),
+            roles=("R0", "R2"),
+            role_locations=[{"role_id": "R0", "location_id": "L1"}],
+            expires_at="2030-01-02T03:04:05.000006+00:00",
+        ),
         key_command("RenameApiKey", org, "k1", name="renamed"),
         key_command("AddKeyLocation", org, "k1", location_id="L3"),
         key_command("RemoveKeyLocation", org, "k1", location_id="L3"),
         key_command("AddKeyRole", org, "k1", role_id="R1"),
         key_command("RemoveKeyRole", org, "k1", role_id="R1"),
         key_command("ToggleRoleLocation", org, "k1", role_id="R0", location_id="L2"),
-        key_command("ToggleRoleLocation", org, "k1", role_id="R0", location_id="L2",
-                    applies=True),
-        key_command("RotateKeySecret", org, "k1", secret_sha256="b" * 64, secret_hint="h",
-                    grace_seconds=60),
+        key_command("ToggleRoleLocation", org, "k1", role_id="R0", location_id="L2", applies=True),
+        key_command(
+            "RotateKeySecret", org, "k1", secret_sha256="b" * 64, secret_hint="h", grace_seconds=60
+        ),
         key_command("DisableApiKey", org, "k1"),
         key_command("EnableApiKey", org, "k1"),
         key_command("RenameApiKey", org, "k1", name=""),  # rejected: receipt with an error
         {"type": "RemoveRole", "command_id": "x5", "organization_id": org, "role_id": "R2"},
         key_command("DeleteApiKey", org, "k1"),
-        {"type": "RemoveLocation", "command_id": "x6", "organization_id": org,
-         "location_id": "L3"},
-        {"type": "RevokeApiAdministrator", "command_id": "x7", "organization_id": org,
-         "user_id": "alice"},
+        {"type": "RemoveLocation", "command_id": "x6", "organization_id": org, "location_id": "L3"},
+        {
+            "type": "RevokeApiAdministrator",
+            "command_id": "x7",
+            "organization_id": org,
+            "user_id": "alice",
+        },
         {"type": "DisableApiModule", "command_id": "x8", "organization_id": org},
     ]
     return commands
@@ -132,7 +160,8 @@ class TestStoredBytes:
         ours = app.recorder.select_notifications(start=1, limit=10_000)
         app.close()
         env = {
-            k: v for k, v in persistence_env(store_url).items()
+            k: v
+            for k, v in persistence_env(store_url).items()
             if k not in ("APPLICATION_RECORDER_TOPIC", "TRANSCODER_TOPIC")
         }
         stock = ApiKeysStock(env)
@@ -155,8 +184,14 @@ class TestFastTranscoder:
         "state",
         [
             {"timestamp": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "name": "n", "x": None},
-            {"timestamp": datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "ids": ["a", "b"],
-             "cells": [["a", "b"]], "n": 2**70, "b": True, "when": datetime(2025, 1, 1)},
+            {
+                "timestamp": datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+                "ids": ["a", "b"],
+                "cells": [["a", "b"]],
+                "n": 2**70,
+                "b": True,
+                "when": datetime(2025, 1, 1),
+            },
             {"id": uuid.UUID(int=7), "d": Decimal("1.50"), "nested": {"u": [uuid.UUID(int=1)]}},
             {"f": 1.5, "nan": float("nan"), "t": (1, "x"), "k": {1: "int key"}},
             {"s": "".join(chr(c) for c in range(0, 0x800)) + "\u2028\U0001f600"},
@@ -185,7 +220,8 @@ class TestNotificationIds:
         for batch in range(30):
             events = [
                 StoredEvent(uuid.uuid4(), version, "t:T", b"{}")
-                for _ in range(batch % 7 + 1) for version in (1, 2)
+                for _ in range(batch % 7 + 1)
+                for version in (1, 2)
             ]
             ids = app.recorder.insert_events(events)
             assert ids is not None and len(ids) == len(events)
@@ -223,7 +259,8 @@ def test_the_store_uses_the_batch_recorder_and_fast_transcoder(store_url: str) -
 
     app = ApiKeysApplication(store_url)
     expected = (
-        BatchSQLiteApplicationRecorder if store_url.startswith("sqlite")
+        BatchSQLiteApplicationRecorder
+        if store_url.startswith("sqlite")
         else ArraysPostgresApplicationRecorder
     )
     assert type(app.recorder) is expected

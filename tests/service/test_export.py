@@ -22,10 +22,14 @@ pytestmark = pytest.mark.service
 def fill(url: str) -> None:
     app = ApiKeysApplication(url)
     commands = organization_setup("acme") + organization_setup("globex")
-    commands += [create_key("acme", "k1"), create_key("globex", "k2"),
-                 key_command("RenameApiKey", "acme", "k1", name="Renamed")]
-    entries = [Entry(f"{i}-0", command_decoder.decode(json.dumps(c)))
-               for i, c in enumerate(commands)]
+    commands += [
+        create_key("acme", "k1"),
+        create_key("globex", "k2"),
+        key_command("RenameApiKey", "acme", "k1", name="Renamed"),
+    ]
+    entries = [
+        Entry(f"{i}-0", command_decoder.decode(json.dumps(c))) for i, c in enumerate(commands)
+    ]
     results = CommandProcessor(app).process(entries)
     assert all(r.status == "accepted" for r in results)
     app.close()

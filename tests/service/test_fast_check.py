@@ -54,12 +54,14 @@ async def test_every_plain_check_matches_the_framework_answer(
 
 @pytest.mark.parametrize(
     "query",
-    ["key_id=k1&permission=view&location_id=line&item_owner=",
-     "key_id=k1&permission=view&location_id=line&item_owner=other",
-     "key_id=k1&key_id=k2&permission=view&location_id=line",
-     "key_id=&permission=view&location_id=line",
-     "key_id=k1&permission=view",
-     "key_id=k1&permission=view&location_id=line&surprise=1"],
+    [
+        "key_id=k1&permission=view&location_id=line&item_owner=",
+        "key_id=k1&permission=view&location_id=line&item_owner=other",
+        "key_id=k1&key_id=k2&permission=view&location_id=line",
+        "key_id=&permission=view&location_id=line",
+        "key_id=k1&permission=view",
+        "key_id=k1&permission=view&location_id=line&surprise=1",
+    ],
 )
 async def test_what_is_not_plain_gets_the_framework_error(
     client: httpx.AsyncClient, query: str

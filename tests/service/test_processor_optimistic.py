@@ -18,8 +18,10 @@ pytestmark = pytest.mark.service
 
 
 def entries(*commands: dict, start: int = 0) -> list[Entry]:
-    return [Entry(f"{start + i}-0", command_decoder.decode(json.dumps(c)))
-            for i, c in enumerate(commands)]
+    return [
+        Entry(f"{start + i}-0", command_decoder.decode(json.dumps(c)))
+        for i, c in enumerate(commands)
+    ]
 
 
 def test_creating_a_stored_but_uncached_key_is_key_exists_and_the_batch_keeps_its_order(
@@ -31,12 +33,14 @@ def test_creating_a_stored_but_uncached_key_is_key_exists_and_the_batch_keeps_it
     assert all(r.status == "accepted" for r in first)
     restarted = CommandProcessor(app)  # empty cache, as after a restart
     before = app.recorder.max_notification_id()
-    results = restarted.process(entries(
-        create_key("acme", "k2"),
-        create_key("acme", "k1"),
-        key_command("RenameApiKey", "acme", "k2", name="Second"),
-        start=100,
-    ))
+    results = restarted.process(
+        entries(
+            create_key("acme", "k2"),
+            create_key("acme", "k1"),
+            key_command("RenameApiKey", "acme", "k2", name="Second"),
+            start=100,
+        )
+    )
     assert [r.status for r in results] == ["accepted", "rejected", "accepted"]
     assert results[1].error is not None and results[1].error.code == "key_exists"
     assert results[0].position is not None and results[2].position is not None

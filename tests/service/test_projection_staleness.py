@@ -44,10 +44,10 @@ def freshness(wall: Clock) -> Freshness:
     return Freshness(READY_LAG, clock=wall)
 
 
-async def client_for(live: LiveReadModel, freshness: Freshness, refuse: bool
-                     ) -> AsyncIterator[httpx.AsyncClient]:
-    app = served(create_app(live, clock=lambda: NOW, freshness=freshness,
-                            refuse_when_stale=refuse))
+async def client_for(
+    live: LiveReadModel, freshness: Freshness, refuse: bool
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = served(create_app(live, clock=lambda: NOW, freshness=freshness, refuse_when_stale=refuse))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
@@ -60,8 +60,7 @@ async def client(live: LiveReadModel, freshness: Freshness) -> AsyncIterator[htt
 
 
 @pytest.fixture
-async def refusing(live: LiveReadModel, freshness: Freshness
-                   ) -> AsyncIterator[httpx.AsyncClient]:
+async def refusing(live: LiveReadModel, freshness: Freshness) -> AsyncIterator[httpx.AsyncClient]:
     async for http in client_for(live, freshness, refuse=True):
         yield http
 
@@ -72,8 +71,12 @@ def fall_behind(live: LiveReadModel, freshness: Freshness, wall: Clock, seconds:
     freshness.observed((live.position + 1, wall.now - seconds))
 
 
-QUERIES = [check_url(), check_url(item_owner="key"), "/v1/keys/k1/permissions",
-           "/v1/organizations/acme/keys?permission=view&location_id=line"]
+QUERIES = [
+    check_url(),
+    check_url(item_owner="key"),
+    "/v1/keys/k1/permissions",
+    "/v1/organizations/acme/keys?permission=view&location_id=line",
+]
 
 
 class TestStaleAnswers:
@@ -107,11 +110,12 @@ class TestStaleAnswers:
 
 
 class TestRefuseWhenStale:
-    async def test_check_and_verify_answer_503_while_behind(self, refusing, live, freshness,
-                                                            wall):
+    async def test_check_and_verify_answer_503_while_behind(self, refusing, live, freshness, wall):
         fall_behind(live, freshness, wall, READY_LAG + 2)
-        for response in (await refusing.get(check_url()),
-                         await refusing.post("/v1/verify", json={"token": TOKEN})):
+        for response in (
+            await refusing.get(check_url()),
+            await refusing.post("/v1/verify", json={"token": TOKEN}),
+        ):
             assert response.status_code == 503
             assert response.json()["error"] == "stale"
             assert response.json()["lag_seconds"] == pytest.approx(READY_LAG + 2)
@@ -133,8 +137,7 @@ class TestReady:
         assert response.json()["stored_position"] == live.position + 1
         assert "behind" in response.json()["reason"]
 
-    async def test_not_ready_while_the_stream_or_the_store_is_unreachable(self, client,
-                                                                          freshness):
+    async def test_not_ready_while_the_stream_or_the_store_is_unreachable(self, client, freshness):
         freshness.stream.failed(ConnectionError("refused"))
         assert (await client.get("/ready")).json()["reason"] == "events stream unreachable"
         freshness.stream.succeeded()
@@ -171,16 +174,19 @@ class TestStarting:
         return LiveReadModel(loaded=False)
 
     @pytest.fixture
-    async def starting(self, loading: LiveReadModel, freshness: Freshness
-                       ) -> AsyncIterator[httpx.AsyncClient]:
+    async def starting(
+        self, loading: LiveReadModel, freshness: Freshness
+    ) -> AsyncIterator[httpx.AsyncClient]:
         async for http in client_for(loading, freshness, refuse=False):
             yield http
 
     async def test_health_answers_and_queries_say_starting(self, starting):
         assert (await starting.get("/health")).status_code == 200
         assert (await starting.get("/ready")).json()["reason"] == "starting"
-        for response in (await starting.get(check_url()),
-                         await starting.post("/v1/verify", json={"token": TOKEN})):
+        for response in (
+            await starting.get(check_url()),
+            await starting.post("/v1/verify", json={"token": TOKEN}),
+        ):
             assert response.status_code == 503 and response.json()["error"] == "starting"
 
     async def test_a_query_with_min_position_waits_for_the_load(self, starting, loading):

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.service
 class TestSupervisor:
     def test_a_child_that_keeps_exiting_at_once_is_given_up(self):
         supervisor = Supervisor()
-        child = supervisor.add(Child("flaky", lambda: subprocess.Popen(
-            [sys.executable, "-c", "raise SystemExit(3)"])))
+        child = supervisor.add(
+            Child("flaky", lambda: subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]))
+        )
         try:
             assert supervisor.watch(poll_seconds=0.05) == 1
             assert child.quick_exits == GIVE_UP_AFTER and child.restarts == GIVE_UP_AFTER - 1
@@ -26,7 +27,11 @@ class TestSupervisor:
 
     def test_stop_all_ends_every_child(self):
         supervisor = Supervisor()
-        child = supervisor.add(Child("sleeper", lambda: subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(60)"])))
+        child = supervisor.add(
+            Child(
+                "sleeper",
+                lambda: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+            )
+        )
         supervisor.stop_all()
         assert child.process is not None and child.process.poll() is not None

@@ -24,7 +24,7 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 def live(entries: Entries) -> tuple[rules.ReadModel, list[EventRow]]:
     model, rows = rules.ReadModel(), []
     for start in range(0, len(entries), 7):
-        fold_entries(model, entries[start:start + 7], rows)
+        fold_entries(model, entries[start : start + 7], rows)
     return model, rows
 
 
@@ -33,7 +33,7 @@ def history(entries: Entries) -> tuple[rules.ReadModel, list[EventRow]]:
     fold = HistoryFold(rules.ReadModel(), rows)
     raw: list[Any] = [[i, [f for kv in fields.items() for f in kv]] for i, fields in entries]
     for start in range(0, len(raw), 5):
-        fold.feed(raw[start:start + 5])
+        fold.feed(raw[start : start + 5])
     return fold.finish(), rows
 
 
@@ -53,8 +53,14 @@ def entry(event: ev.AnyEvent, entry_position: int | None = None) -> Entry:
 
 
 def renamed(position: int, key_id: str, state: ev.KeyState, org: str = w.ORG) -> ev.ApiKeyRenamed:
-    return ev.ApiKeyRenamed(position=position, organization_id=org, occurred_at=T0,
-                            key_id=key_id, key=state, name=state.name)
+    return ev.ApiKeyRenamed(
+        position=position,
+        organization_id=org,
+        occurred_at=T0,
+        key_id=key_id,
+        key=state,
+        name=state.name,
+    )
 
 
 def test_the_check_workload_folds_the_same() -> None:
@@ -74,7 +80,9 @@ def test_secrets_shared_between_keys_fold_the_same() -> None:
         state = w.key_state(key_id, ["L0"], ["R0"])
 
         state = msgspec.structs.replace(
-            state, name=f"n{position}", secret_sha256=rng.choice([*shas, ""]),
+            state,
+            name=f"n{position}",
+            secret_sha256=rng.choice([*shas, ""]),
             previous_secret_sha256=previous,
             previous_secret_valid_until=T0 if previous else None,
         )
@@ -93,8 +101,9 @@ def test_skipped_entries_and_positions_fold_the_same() -> None:
     entries.append(entry(renamed(p + 2, "k2", state), p + 4))  # behind the model: skipped
     entries.append(entry(renamed(p + 10, "k2", state), p + 5))  # ahead of its entry id
     entries.append(entry(renamed(p + 6, "k3", state), p + 11))  # behind: skipped
-    entries.append(entry(ev.ApiModuleDisabled(position=p + 12, organization_id=w.ORG,
-                                              occurred_at=T0)))
+    entries.append(
+        entry(ev.ApiModuleDisabled(position=p + 12, organization_id=w.ORG, occurred_at=T0))
+    )
     entries.append(entry(renamed(p + 13, "k1", state)))
     same(entries)
 

@@ -261,21 +261,46 @@ def test_a_cell_listed_explicitly_at_creation_but_never_toggled_is_a_default() -
 
     org = "acme"
     state = ev.KeyState(
-        name="k", location_ids=["plant-7", "plant-8"], role_ids=["viewer"],
+        name="k",
+        location_ids=["plant-7", "plant-8"],
+        role_ids=["viewer"],
         matrix=[MatrixCell("viewer", "plant-7", True), MatrixCell("viewer", "plant-8", True)],
-        enabled=True, deleted=False, expires_at=None, secret_sha256="a" * 64, secret_hint="h",
+        enabled=True,
+        deleted=False,
+        expires_at=None,
+        secret_sha256="a" * 64,
+        secret_hint="h",
     )
     events: list[ev.AnyEvent] = [
         ev.OrganizationRegistered(position=1, organization_id=org, occurred_at=T0),
         ev.ApiModuleEnabled(position=2, organization_id=org, occurred_at=T0),
-        ev.LocationDefined(position=3, organization_id=org, occurred_at=T0,
-                           location_id="plant-7", name="Plant 7", parent_id=None),
-        ev.LocationDefined(position=4, organization_id=org, occurred_at=T0,
-                           location_id="plant-8", name="Plant 8", parent_id=None),
-        ev.RoleDefined(position=5, organization_id=org, occurred_at=T0, role_id="viewer",
-                       name="Viewer", permissions=[Permission("view_private", "location_only")]),
-        ev.ApiKeyCreated(position=6, organization_id=org, occurred_at=T0, key_id="key-1",
-                         key=state),
+        ev.LocationDefined(
+            position=3,
+            organization_id=org,
+            occurred_at=T0,
+            location_id="plant-7",
+            name="Plant 7",
+            parent_id=None,
+        ),
+        ev.LocationDefined(
+            position=4,
+            organization_id=org,
+            occurred_at=T0,
+            location_id="plant-8",
+            name="Plant 8",
+            parent_id=None,
+        ),
+        ev.RoleDefined(
+            position=5,
+            organization_id=org,
+            occurred_at=T0,
+            role_id="viewer",
+            name="Viewer",
+            permissions=[Permission("view_private", "location_only")],
+        ),
+        ev.ApiKeyCreated(
+            position=6, organization_id=org, occurred_at=T0, key_id="key-1", key=state
+        ),
     ]
     done = audit.replay(events)
     decision = rules.check(done.model, "key-1", "view_private", "plant-7", False, T0)

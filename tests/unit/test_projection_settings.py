@@ -42,7 +42,9 @@ def test_a_postgres_view_store_url_may_name_a_schema() -> None:
     from services.projections.views_postgres import split_schema
 
     assert split_schema("postgresql://u@h:5432/db?schema=views_1") == (
-        "postgresql://u@h:5432/db", "views_1")
+        "postgresql://u@h:5432/db",
+        "views_1",
+    )
     assert split_schema("postgresql://u@h/db") == ("postgresql://u@h/db", None)
     with pytest.raises(ValueError):
         split_schema("postgresql://u@h/db?schema=x;drop")

@@ -69,18 +69,29 @@ class TestBackoff:
 
 
 class TestTransient:
-    @pytest.mark.parametrize("error", [
-        redis_errors.ConnectionError("x"), redis_errors.TimeoutError("x"),
-        OperationalError("x"), sqlite3.OperationalError("database is locked"),
-        ConnectionRefusedError(), redis_errors.ResponseError("LOADING Redis is loading"),
-    ])
+    @pytest.mark.parametrize(
+        "error",
+        [
+            redis_errors.ConnectionError("x"),
+            redis_errors.TimeoutError("x"),
+            OperationalError("x"),
+            sqlite3.OperationalError("database is locked"),
+            ConnectionRefusedError(),
+            redis_errors.ResponseError("LOADING Redis is loading"),
+        ],
+    )
     def test_outages_are_transient(self, error):
         assert is_transient(error)
 
-    @pytest.mark.parametrize("error", [
-        IntegrityError("conflict"), ValueError("bug"), redis_errors.ResponseError("NOGROUP"),
-        KeyError("x"),
-    ])
+    @pytest.mark.parametrize(
+        "error",
+        [
+            IntegrityError("conflict"),
+            ValueError("bug"),
+            redis_errors.ResponseError("NOGROUP"),
+            KeyError("x"),
+        ],
+    )
     def test_conflicts_and_bugs_are_not(self, error):
         assert not is_transient(error)
 
@@ -95,7 +106,9 @@ class TestOutage:
             for _ in range(3):
                 outage.succeeded()
         assert [r.getMessage().split(" (")[0].split(" again")[0] for r in caplog.records] == [
-            "Redis unreachable", "Redis reachable"]
+            "Redis unreachable",
+            "Redis reachable",
+        ]
 
 
 class TestReadiness:
@@ -103,8 +116,10 @@ class TestReadiness:
         ready = Readiness(max_relay_lag_seconds=10)
         assert ready.answer()[1]["reason"] == "starting"
         ready.started = True
-        assert ready.answer() == (200, {"status": "ready", "stored_position": 0,
-                                        "published_position": 0, "reason": None})
+        assert ready.answer() == (
+            200,
+            {"status": "ready", "stored_position": 0, "published_position": 0, "reason": None},
+        )
         ready.relay_lag_seconds = 11
         assert ready.answer()[0] == 503 and "unpublished" in ready.answer()[1]["reason"]
         ready.redis.failed(ConnectionError("refused"))
@@ -138,7 +153,8 @@ class TestSqlState:
 class TestRedacted:
     def test_the_password_is_hidden(self):
         assert redacted("postgresql://u:secret@db:5432/x?schema=s") == (
-            "postgresql://u:***@db:5432/x?schema=s")
+            "postgresql://u:***@db:5432/x?schema=s"
+        )
         assert redacted("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
 
     def test_a_url_without_one_is_unchanged(self):

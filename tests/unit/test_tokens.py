@@ -26,7 +26,7 @@ def test_a_changed_character_fails_the_checksum(position: int) -> None:
     token = new_token()
     changed = token[position]
     replacement = "A" if changed != "A" else "B"
-    typo = token[:position] + replacement + (token[position + 1:] if position != -1 else "")
+    typo = token[:position] + replacement + (token[position + 1 :] if position != -1 else "")
     assert not checksum_ok(typo)
 
 

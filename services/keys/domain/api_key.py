@@ -278,7 +278,11 @@ class ApiKey(Aggregate):
         )
 
     def rotate_secret(
-        self, secret_sha256: str, secret_hint: str, grace_seconds: int, now: datetime,
+        self,
+        secret_sha256: str,
+        secret_hint: str,
+        grace_seconds: int,
+        now: datetime,
         cause: Cause,
     ) -> None:
         self.require_not_deleted()
