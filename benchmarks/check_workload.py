@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from contracts import events as ev
+from contracts.codec import json_encoder
 from contracts.common import MatrixCell, Permission
 
 ORG = "bench"
@@ -172,7 +173,5 @@ def publish(client: Any, events: list[ev.AnyEvent], stream: str = "apikeys.event
     for start in range(0, len(events), 2000):
         pipe = client.pipeline(transaction=False)
         for event in events[start : start + 2000]:
-            pipe.xadd(
-                stream, {"__data__": ev.event_encoder.encode(event)}, id=f"{event.position}-1"
-            )
+            pipe.xadd(stream, {"__data__": json_encoder.encode(event)}, id=f"{event.position}-1")
         pipe.execute()

@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from contracts.codec import json_encoder
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import fresh_postgres_schema  # noqa: E402
@@ -88,7 +90,7 @@ def fill(store: views.SqlViewStore, events: list[ev.AnyEvent]) -> int:
             if change is not None:
                 touched.append(change)
             model.position = event.position
-            rows.append(event_row(event, ev.event_encoder.encode(event)))
+            rows.append(event_row(event, json_encoder.encode(event)))
             own += isinstance(event, ev.KeyEvent) and event.key_id == "key-1"
         store.save(views.batch_for(model, touched, rows))
     return own

@@ -187,4 +187,3 @@ AnyEvent = (
 )
 
 event_decoder = msgspec.json.Decoder(AnyEvent)
-event_encoder = msgspec.json.Encoder()

@@ -104,6 +104,3 @@ class ErrorAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
     position: int | None = None
     detail: str | None = None
     lag_seconds: float | None = None
-
-
-query_encoder = msgspec.json.Encoder()

@@ -30,5 +30,4 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     deliveries: int = 1
 
 
-result_encoder = msgspec.json.Encoder()
 result_decoder = msgspec.json.Decoder(CommandResult)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from contracts import events as ev
+from contracts.codec import json_encoder
 from contracts.common import MatrixCell, Permission
 from contracts.streams import DATA_FIELD, position_to_entry_id
 from contracts.tokens import token_sha256
@@ -118,4 +119,4 @@ class EventLog:
 
 
 def stream_fields(event: ev.AnyEvent) -> tuple[str, dict[str, bytes]]:
-    return position_to_entry_id(event.position), {DATA_FIELD: ev.event_encoder.encode(event)}
+    return position_to_entry_id(event.position), {DATA_FIELD: json_encoder.encode(event)}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
+
+from services.common.store_url import SqliteUrl, parse_store_url
 
 # Same tables and bytes as the library's own classes, fewer steps per batch (see the modules).
 SQLITE_RECORDER_TOPIC = "services.keys.recorders:BatchSQLiteApplicationRecorder"
@@ -21,39 +22,33 @@ POSTGRES_FACTORY_TOPIC = "services.keys.postgres_store:LivelyPostgresFactory"
 
 
 def persistence_env(url: str) -> dict[str, str]:
-    """`sqlite:///path/events.db` or `postgresql://user:pw@host:port/db?schema=name`."""
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        path = unquote(parsed.path)
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            path = path[1:]  # sqlite:///var/events.db is relative, sqlite:////abs is absolute
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """The library's settings for a store URL (`services.common.store_url`)."""
+    target = parse_store_url(url)
+    if isinstance(target, SqliteUrl):
+        if target.path != ":memory:":
+            Path(target.path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path,
+            "SQLITE_DBNAME": target.path,
             "SQLITE_LOCK_TIMEOUT": "10",
             "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
-    if parsed.scheme in ("postgresql", "postgres"):
-        query = parse_qs(parsed.query)
-        env = {
-            "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
-            "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
-            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parsed.port or 5432),
-            "POSTGRES_USER": unquote(parsed.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-            "POSTGRES_POOL_SIZE": "4",
-            "POSTGRES_CONNECT_TIMEOUT": "3",
-            "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
-            "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
-        }
-        if "schema" in query:
-            env["POSTGRES_SCHEMA"] = query["schema"][0]
-        return env
-    raise ValueError(f"unsupported event store URL {url!r}: use sqlite:/// or postgresql://")
+    env = {
+        "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
+        "POSTGRES_DBNAME": target.dbname,
+        "POSTGRES_HOST": target.host,
+        "POSTGRES_PORT": str(target.port),
+        "POSTGRES_USER": target.user,
+        "POSTGRES_PASSWORD": target.password,
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_CONNECT_TIMEOUT": "3",
+        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
+        "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
+    }
+    if target.schema:
+        env["POSTGRES_SCHEMA"] = target.schema
+    return env
 
 
 class ApiKeysApplication(Application[UUID]):

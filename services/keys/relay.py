@@ -23,7 +23,7 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 from redis.asyncio import Redis
 
-from contracts.events import event_encoder
+from contracts.codec import json_encoder
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
 from services.common.lifeline import die_with_parent
 from services.common.redis_client import connect
@@ -92,7 +92,7 @@ class EventRelay:
                 continue
             contract = to_contract(event, aggregate, notification.id)
             if contract is not None:
-                out.append((notification.id, event_encoder.encode(contract)))
+                out.append((notification.id, json_encoder.encode(contract)))
         return out
 
     def _fold(self, event: Any) -> Any:

@@ -18,7 +18,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from contracts.results import CommandResult, DeadLetter, result_encoder
+from contracts.codec import json_encoder
+from contracts.results import CommandResult, DeadLetter
 from contracts.streams import DATA_FIELD
 from services.common.lag import watermark_key
 from services.common.resilience import Outage, keep_trying
@@ -93,7 +94,7 @@ class Replies:
             "" if stored_position is None else stored_position,
             f"{time.time():.6f}",
         ]
-        encode = result_encoder.encode
+        encode = json_encoder.encode
         for answer in answers:
             args.append(answer.entry_id)
             args.append(b"" if answer.result is None else encode(answer.result))

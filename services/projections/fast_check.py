@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import queries as q
+from contracts.codec import json_encoder
 from services.projections import rules
 from services.projections.freshness import Freshness
 from services.projections.live import LiveReadModel
@@ -150,7 +151,7 @@ class FastCheck:
             parsed[3],
             self.clock(),
         )
-        return q.query_encoder.encode(
+        return json_encoder.encode(
             marker.fresh(
                 q.CheckAnswer(
                     allowed=decision.allowed,

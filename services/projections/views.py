@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import msgspec
 
 from contracts.events import KeyState
+from services.common.store_url import SqliteUrl, parse_store_url
 from services.projections import collector, rules
 from services.projections.event_rows import EVENT_LOG_DDL, EventRow
 
@@ -284,12 +285,11 @@ class _AlreadyApplied(Exception):
 
 
 def open_store(url: str, prefix: str = DEFAULT_PREFIX) -> SqlViewStore:
-    if url.startswith("sqlite:///"):
+    target = parse_store_url(url)
+    if isinstance(target, SqliteUrl):
         from services.projections.views_sqlite import SqliteViewStore
 
-        return SqliteViewStore(url.removeprefix("sqlite:///") or ":memory:", prefix)
-    if url.startswith(("postgresql://", "postgres://")):
-        from services.projections.views_postgres import PostgresViewStore
+        return SqliteViewStore(target.path, prefix)
+    from services.projections.views_postgres import PostgresViewStore
 
-        return PostgresViewStore(url, prefix)
-    raise ValueError("APIKEYS_VIEW_STORE must be sqlite:///path or postgresql://...")
+    return PostgresViewStore(target, prefix)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from services.common.postgres import LIVENESS, RECONNECT_SECONDS
+from services.common.store_url import PostgresUrl
 from services.projections.views import DEFAULT_PREFIX, SqlViewStore
 
 # the pool logs every failed attempt; the follower logs an outage once when it starts and ends
@@ -25,11 +24,11 @@ class PostgresViewStore(SqlViewStore):
     CONNECT_TIMEOUT = 5
     WAIT_SECONDS = 5.0
 
-    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, target: PostgresUrl, prefix: str = DEFAULT_PREFIX) -> None:
         from psycopg_pool import ConnectionPool
 
         super().__init__(prefix)
-        conninfo, schema = split_schema(url)
+        conninfo, schema = target.conninfo, target.schema
         options: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": self.CONNECT_TIMEOUT,
@@ -63,14 +62,3 @@ class PostgresViewStore(SqlViewStore):
 
     def close(self) -> None:
         self.pool.close()
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """`postgresql://...?schema=name` (the event store's form) -> (conninfo, schema)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    schema = query.pop("schema", [None])[0]
-    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
-        raise ValueError(f"schema must be a lowercase identifier, got {schema!r}")
-    rest = urlencode({k: v[0] for k, v in query.items()})
-    return urlunsplit(parts._replace(query=rest)), schema

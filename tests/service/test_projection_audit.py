@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from contracts import events as ev
+from contracts.codec import json_encoder
 from services.projections import audit, event_log, rules
 from services.projections.api import create_app
 from services.projections.consumer import apply_batch, fold_entries
@@ -70,7 +71,7 @@ class TestEventLog:
                 getattr(event, "key_id", None),
                 type(event).__name__,
             )
-            assert data == ev.event_encoder.encode(event).decode()
+            assert data == json_encoder.encode(event).decode()
 
     async def test_a_rebuild_fills_the_log_like_the_live_run(self, store):
         log, _ = scenario()

@@ -82,7 +82,8 @@ async def test_a_store_outage_is_ridden_out_and_everything_applied_is_saved(
         await eventually(lambda: freshness.store.is_down and store.failed_saves >= 2)
         assert store.position() < live.position
         store.down = False
-        await eventually(lambda: store.position() == live.position)
+        # `saved`: the save's task has finished too, not only its transaction
+        await eventually(lambda: follower.saved and store.position() == live.position)
         assert not freshness.store.is_down
     finally:
         running.cancel()

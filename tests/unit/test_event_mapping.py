@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from contracts import events as e
+from contracts.codec import json_encoder
 from contracts.common import Permission
 from services.keys.domain import ApiKey, Cause, CommandReceipt, Organization
 from services.keys.mapping import is_published, to_contract
@@ -189,7 +190,7 @@ class TestKeyEvents:
     def test_contract_events_survive_the_wire(self) -> None:
         for _, contract in key_history():
             assert contract is not None
-            wire = e.event_encoder.encode(contract)
+            wire = json_encoder.encode(contract)
             assert msgspec.json.decode(wire)["type"] == type(contract).__name__
             assert e.event_decoder.decode(wire) == contract
 

@@ -10,6 +10,7 @@ import msgspec
 
 from benchmarks import check_workload as w
 from contracts import events as ev
+from contracts.codec import json_encoder
 from contracts.streams import DATA_FIELD
 from services.projections import rules
 from services.projections.consumer import HistoryFold, fold_entries
@@ -49,7 +50,7 @@ def same(entries: Entries) -> None:
 
 def entry(event: ev.AnyEvent, entry_position: int | None = None) -> Entry:
     position = event.position if entry_position is None else entry_position
-    return f"{position}-1".encode(), {DATA_FIELD.encode(): ev.event_encoder.encode(event)}
+    return f"{position}-1".encode(), {DATA_FIELD.encode(): json_encoder.encode(event)}
 
 
 def renamed(position: int, key_id: str, state: ev.KeyState, org: str = w.ORG) -> ev.ApiKeyRenamed:

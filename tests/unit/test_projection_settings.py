@@ -38,13 +38,14 @@ def test_a_bad_address_is_refused():
         Settings.from_env({"APIKEYS_HTTP_ADDR": "nonsense"})
 
 
-def test_a_postgres_view_store_url_may_name_a_schema() -> None:
-    from services.projections.views_postgres import split_schema
+def test_a_postgres_store_url_may_name_a_schema() -> None:
+    from services.common.store_url import PostgresUrl, parse_store_url
 
-    assert split_schema("postgresql://u@h:5432/db?schema=views_1") == (
-        "postgresql://u@h:5432/db",
-        "views_1",
-    )
-    assert split_schema("postgresql://u@h/db") == ("postgresql://u@h/db", None)
+    target = parse_store_url("postgresql://u@h:5432/db?schema=views_1")
+    assert isinstance(target, PostgresUrl)
+    assert (target.conninfo, target.schema) == ("postgresql://u@h:5432/db", "views_1")
+    plain = parse_store_url("postgresql://u@h/db")
+    assert isinstance(plain, PostgresUrl)
+    assert (plain.conninfo, plain.schema) == ("postgresql://u@h/db", None)
     with pytest.raises(ValueError):
-        split_schema("postgresql://u@h/db?schema=x;drop")
+        parse_store_url("postgresql://u@h/db?schema=x;drop")
