@@ -12,6 +12,20 @@ import pytest
 from services.embedded_redis import EmbeddedRedis
 
 POSTGRES_DSN = os.environ.get("APIKEYS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TIERS = ("unit", "service", "integration", "faults")  # a folder of tests/ each, and its marker
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tier marker comes from the folder a test lives in, never from the test itself;
+    a test that needs PostgreSQL directly is marked `postgres` too."""
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of {TIERS}")
+        item.add_marker(getattr(pytest.mark, tier))
+        if {"postgres_dsn", "postgres_url"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +82,7 @@ def postgres_url(postgres_dsn: str) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def event_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'events.db'}"
