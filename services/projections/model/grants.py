@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from contracts import events as ev
 from contracts.queries import DenialReason, Reason
-from services.projections.read_model import OrganizationView, RoleDefinition
+from services.projections.model.values import OrganizationView, RoleDefinition
 
 
 class Decision(NamedTuple):
@@ -249,14 +249,29 @@ def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[s
 def _collect(
     index: OrgIndex, state: ev.KeyState, names: set[str] | None
 ) -> tuple[dict[str, dict[str, Answer]], dict[str, Answer]]:
-    """permission -> location -> answer, and permission -> answer for ``everywhere`` grants."""
-    org = index.org
+    """permission -> location -> answer, and permission -> answer for ``everywhere`` grants
+    (only the named permissions, when names are given)."""
+    scoped, everywhere = _held_blocks(index, state, names)
+    return _merged(index, scoped, everywhere)
+
+
+def _switched_off(state: ev.KeyState) -> set[tuple[str, str]]:
+    """The (role, location) cells the key's matrix turns off: the last cell for a pair wins."""
     off: set[tuple[str, str]] = set()
-    for c in state.matrix:  # the last cell for a (role, location) wins
+    for c in state.matrix:
         if not c.applies:
             off.add((c.role_id, c.location_id))
         elif off:
             off.discard((c.role_id, c.location_id))
+    return off
+
+
+def _held_blocks(
+    index: OrgIndex, state: ev.KeyState, names: set[str] | None
+) -> tuple[dict[str, list[dict[str, Answer]]], dict[str, list[Answer]]]:
+    """Per permission, the grant blocks of every (role, location) cell the key holds."""
+    org = index.org
+    off = _switched_off(state)
     known = org.locations
     locations = [loc for loc in dict.fromkeys(state.location_ids) if loc in known]
     scoped: dict[str, list[dict[str, Answer]]] = {}
@@ -275,6 +290,15 @@ def _collect(
             for permission, answer in anywhere.items():
                 if names is None or permission in names:
                     everywhere.setdefault(permission, []).append(answer)
+    return scoped, everywhere
+
+
+def _merged(
+    index: OrgIndex,
+    scoped: dict[str, list[dict[str, Answer]]],
+    everywhere: dict[str, list[Answer]],
+) -> tuple[dict[str, dict[str, Answer]], dict[str, Answer]]:
+    """One answer per permission and location; ``everywhere`` answers folded into each."""
     every: dict[str, Answer] = {}
     for permission, answers in everywhere.items():
         found = answers[0]
