@@ -4,8 +4,9 @@ state, the fold of contract events into it, the queries over it and the answers 
 The names below are re-exported so that the whole pure API is one import away.
 """
 
+from services.projections.model.decisions import Decision
 from services.projections.model.fold import Touched, apply, fold, restore
-from services.projections.model.grants import Decision, KeyGrants, aware
+from services.projections.model.grants import KeyGrants, aware
 from services.projections.model.queries import (
     check,
     effective_permissions,

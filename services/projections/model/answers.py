@@ -7,7 +7,7 @@ from datetime import datetime
 
 from contracts import audit as a
 from contracts import queries as q
-from services.projections.model.grants import Decision
+from services.projections.model.decisions import Decision
 from services.projections.model.queries import effective_permissions
 from services.projections.model.state import ReadModel
 

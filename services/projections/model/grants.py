@@ -11,53 +11,21 @@ are judged at query time from the fields kept here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from contracts import events as ev
-from contracts.queries import DenialReason, Reason
+from contracts.queries import Reason
+from services.projections.model.decisions import (
+    DELETED,
+    DISABLED,
+    EXPIRED,
+    MODULE_DISABLED,
+    Answer,
+    AnswerTable,
+    Decision,
+    answer_for,
+    settle,
+)
 from services.projections.model.values import OrganizationView, RoleDefinition
-
-
-class Decision(NamedTuple):
-    allowed: bool
-    reasons: list[Reason]
-    denied_because: DenialReason | None
-
-
-UNKNOWN_KEY = Decision(False, [], "unknown_key")
-DELETED = Decision(False, [], "deleted")
-MODULE_DISABLED = Decision(False, [], "api_module_disabled")
-DISABLED = Decision(False, [], "disabled")
-EXPIRED = Decision(False, [], "expired")
-NOT_GRANTED = Decision(False, [], "not_granted")
-
-
-class Answer(NamedTuple):
-    others: Decision  # the item is not the key's own: own_items reasons do not count
-    own: Decision
-
-
-AnswerTable = dict[tuple[Reason, ...], Answer]
-
-
-def answer_for(table: AnswerTable, reasons: tuple[Reason, ...]) -> Answer:
-    """The shared answer for sorted, distinct reasons."""
-    found = table.get(reasons)
-    if found is None:
-        others = [r for r in reasons if r.scope != "own_items"]
-        found = Answer(
-            Decision(True, others, None) if others else NOT_GRANTED,
-            Decision(True, list(reasons), None),
-        )
-        table[reasons] = found
-    return found
-
-
-def _settle(table: AnswerTable, reasons: list[Reason]) -> Answer:
-    if len(reasons) == 1:
-        return answer_for(table, (reasons[0],))
-    return answer_for(table, tuple(sorted(set(reasons))))
-
 
 Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
 
@@ -128,10 +96,10 @@ class OrgIndex:
         table = self.table
         return (
             {
-                p: {t: _settle(table, reasons) for t, reasons in at.items()}
+                p: {t: settle(table, reasons) for t, reasons in at.items()}
                 for p, at in scoped.items()
             },
-            {p: _settle(table, reasons) for p, reasons in everywhere.items()},
+            {p: settle(table, reasons) for p, reasons in everywhere.items()},
         )
 
     def combine(self, first: Answer, second: Answer) -> Answer:

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from contracts.queries import KeyStatus, Reason
 from services.projections.model import grants as g
-from services.projections.model.grants import Decision, KeyGrants, aware
+from services.projections.model.decisions import NOT_GRANTED, UNKNOWN_KEY, Decision
+from services.projections.model.grants import KeyGrants, aware
 from services.projections.model.state import GRANT_CACHE_LIMIT, ReadModel
 
 
@@ -58,7 +59,7 @@ def check(
     grants = model.grant_cache.get(key_id)
     if grants is None:
         if key_id not in model.keys:
-            return g.UNKNOWN_KEY
+            return UNKNOWN_KEY
         grants = key_grants(model, key_id)
     org = grants.org
     if not grants.plain or not org.api_module_enabled:  # type: ignore[union-attr]
@@ -67,19 +68,19 @@ def check(
             return denied
     entry = grants.get(permission)
     if entry is None:
-        return g.NOT_GRANTED
+        return NOT_GRANTED
     if type(entry) is dict:
         found = entry.get(location_id)  # only existing locations are compiled in
         if found is not None:
             return found.own if item_owner_is_key else found.others
         anywhere = grants.everywhere.get(permission)
         if anywhere is None:
-            return g.NOT_GRANTED
+            return NOT_GRANTED
         answer = anywhere
     else:
         answer = entry  # type: ignore[assignment]  # not a dict: an Answer
     if location_id not in org.locations:  # type: ignore[union-attr]
-        return g.NOT_GRANTED
+        return NOT_GRANTED
     return answer.own if item_owner_is_key else answer.others
 
 
