@@ -61,7 +61,8 @@ def server_config(app: Any) -> uvicorn.Config:
 
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, created as IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets
-    that say so, and without it a response's head and body wait ~40 ms on Nagle's algorithm."""
+    that say so, and without it the write of a response's body waits for the peer to
+    acknowledge its head (Nagle's algorithm meeting delayed acknowledgements)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
