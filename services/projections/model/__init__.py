@@ -1,5 +1,6 @@
 """The read model and its rules, pure (no I/O, no clock): values, compiled grants, the model's
-state, the fold of contract events into it, the queries over it and the answers built from them.
+state, the fold of contract events into it, the queries over it, the answers built from them,
+and how the model keeps clear of the cycle collector.
 
 The names below are re-exported so that the whole pure API is one import away.
 """

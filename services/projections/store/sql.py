@@ -1,7 +1,6 @@
-"""Stores for the read model: its rows and its position, written in one transaction per batch.
-
-SQLite (stdlib sqlite3) or PostgreSQL (psycopg 3), chosen by URL. A batch whose position is at or
-below the stored one changes nothing, so re-applying events after a crash has no effect.
+"""The SQL both view stores share: the model's rows and its position, written in one transaction
+per batch. A batch whose position is at or below the stored one changes nothing, so re-applying
+events after a crash has no effect.
 """
 
 from __future__ import annotations
