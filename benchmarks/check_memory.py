@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from benchmarks import check_workload as w
 from contracts import events as ev
-from services.projections import rules
+from services.projections import model as rules
 
 ROLES = {
     "M0": [(f"p{i}", "location_only") for i in range(5)],

@@ -28,9 +28,12 @@ from benchmarks.harness import ROOT, wait_http  # noqa: E402
 from contracts import events as ev  # noqa: E402
 from contracts.common import Permission  # noqa: E402
 from services.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from services.projections import rules, views  # noqa: E402
-from services.projections.main import REBUILD_CHUNK, rebuild  # noqa: E402
-from services.projections.settings import Settings  # noqa: E402
+from services.projections import model as rules  # noqa: E402
+from services.projections.feed.rebuild import REBUILD_CHUNK, rebuild  # noqa: E402
+from services.projections.runtime.settings import Settings  # noqa: E402
+from services.projections.store import open_store  # noqa: E402
+from services.projections.store.batch import batch_for  # noqa: E402
+from services.projections.store.sql import SqlViewStore  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "checks-latest.json"
 Row = dict[str, Any]
@@ -93,7 +96,7 @@ def in_process(model: rules.ReadModel, queries: list[w.Query]) -> Row:
     )
 
 
-def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
+def role_change(model: rules.ReadModel, store: SqlViewStore) -> Row:
     """Add a permission to the role every key holds; apply, persist, and check every key."""
     org = model.organizations[w.ORG]
     old = org.roles[w.SHARED_ROLE].permissions
@@ -129,7 +132,7 @@ def role_change(model: rules.ReadModel, store: views.SqlViewStore) -> Row:
     )
     started = time.perf_counter()
     touched = rules.apply(model, event)
-    assert touched is not None and store.save(views.batch_for(model, [touched]))
+    assert touched is not None and store.save(batch_for(model, [touched]))
     allowed = check_all("approve")
     measured = time.perf_counter() - started
     assert allowed == len(targets) == baseline_allowed, (allowed, len(targets))
@@ -348,7 +351,7 @@ def main() -> None:
     store_url = f"sqlite:///{tmp / 'views.db'}"
     try:
         rows.append(rebuild_rate(server.url, events, store_url))
-        loaded = views.open_store(store_url)
+        loaded = open_store(store_url)
         assert len(loaded.load().keys) == len(model.keys)
         rows += http(
             tmp,

@@ -21,8 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness import fresh_postgres_schema  # noqa: E402
 from contracts import events as ev  # noqa: E402
 from contracts.common import MatrixCell  # noqa: E402
-from services.projections import event_log, rules, views  # noqa: E402
-from services.projections.event_rows import event_row  # noqa: E402
+from services.projections import model as rules  # noqa: E402
+from services.projections.audit import queries as audit_queries  # noqa: E402
+from services.projections.store import open_store  # noqa: E402
+from services.projections.store.batch import batch_for  # noqa: E402
+from services.projections.store.event_log import event_row  # noqa: E402
+from services.projections.store.sql import SqlViewStore  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -79,7 +83,7 @@ def history_events(own: int, others: int) -> list[ev.AnyEvent]:
     return events
 
 
-def fill(store: views.SqlViewStore, events: list[ev.AnyEvent]) -> int:
+def fill(store: SqlViewStore, events: list[ev.AnyEvent]) -> int:
     model = rules.ReadModel()
     own = 0
     for start in range(0, len(events), 2000):
@@ -92,7 +96,7 @@ def fill(store: views.SqlViewStore, events: list[ev.AnyEvent]) -> int:
             model.position = event.position
             rows.append(event_row(event, json_encoder.encode(event)))
             own += isinstance(event, ev.KeyEvent) and event.key_id == "key-1"
-        store.save(views.batch_for(model, touched, rows))
+        store.save(batch_for(model, touched, rows))
     return own
 
 
@@ -105,12 +109,12 @@ def timed(fn, repeat: int = 30) -> tuple[float, float]:  # type: ignore[no-untyp
     return statistics.median(samples) * 1000, max(samples) * 1000
 
 
-def measure(store: views.SqlViewStore, label: str) -> None:
+def measure(store: SqlViewStore, label: str) -> None:
     events = history_events(10_000, 20_000)
     own = fill(store, events)
-    page = event_log.key_history(store, "key-1", 0, 100)
+    page = audit_queries.key_history(store, "key-1", 0, 100)
     assert len(page.entries) == 100 and page.next_after_position is not None
-    median, worst = timed(lambda: event_log.key_history(store, "key-1", 0, 100))
+    median, worst = timed(lambda: audit_queries.key_history(store, "key-1", 0, 100))
     base_median, _ = timed(
         lambda: store.query(
             "SELECT event FROM {p}event_log WHERE key_id = ? AND position > ? ORDER BY position"
@@ -131,13 +135,13 @@ def main() -> None:
     parser.add_argument("--postgres")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="apikeys-history-"))
-    store = views.open_store(f"sqlite:///{tmp / 'views.db'}")
+    store = open_store(f"sqlite:///{tmp / 'views.db'}")
     measure(store, "SQLite")
     store.close()
     if args.postgres:
         url, drop = fresh_postgres_schema(args.postgres)
         try:
-            pg = views.open_store(url)
+            pg = open_store(url)
             measure(pg, "PostgreSQL")
             pg.close()
         finally:

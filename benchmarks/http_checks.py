@@ -22,7 +22,9 @@ from benchmarks import check_workload as w  # noqa: E402
 from benchmarks import checks, http_load  # noqa: E402
 from benchmarks.http_load import Load  # noqa: E402
 from services.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from services.projections import rules, views  # noqa: E402
+from services.projections import model as rules  # noqa: E402
+from services.projections.store import open_store  # noqa: E402
+from services.projections.store.batch import full_batch  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +40,8 @@ def main() -> None:
     model = rules.fold(events)
     queries = w.queries(states, 50_000)
     store_url = f"sqlite:///{tmp / 'views.db'}"
-    store = views.open_store(store_url)
-    store.replace(views.full_batch(model))
+    store = open_store(store_url)
+    store.replace(full_batch(model))
     store.close()
     server = EmbeddedRedis(tmp / "redis", append_only=False).start()
     try:

@@ -20,8 +20,8 @@ import redis
 
 from benchmarks import check_workload as w
 from services.embedded_redis import EmbeddedRedis
-from services.projections.main import rebuild
-from services.projections.settings import Settings
+from services.projections.feed.rebuild import rebuild
+from services.projections.runtime.settings import Settings
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from contracts.tokens import new_token, token_hint, token_sha256
 from services.common.redact import redacted
 from services.embedded_redis import EmbeddedRedis, redis_cli_binary
-from services.projections.audit_cli import add_commands as add_audit_commands
+from services.projections.cli import add_commands as add_audit_commands
 from services.supervisor import Child, Supervisor, spawn
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6380
@@ -100,15 +100,15 @@ def serve_keys(_: argparse.Namespace) -> int:
 
 def serve_projections(_: argparse.Namespace) -> int:
     from services.projections.main import serve
-    from services.projections.settings import Settings
+    from services.projections.runtime.settings import Settings
 
     serve(Settings.from_env())
     return 0
 
 
 def rebuild_projections(_: argparse.Namespace) -> int:
-    from services.projections.main import rebuild
-    from services.projections.settings import Settings
+    from services.projections.feed.rebuild import rebuild
+    from services.projections.runtime.settings import Settings
 
     applied = rebuild(Settings.from_env())
     print(f"rebuilt the read model from history: {applied} events applied")

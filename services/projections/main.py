@@ -1,4 +1,4 @@
-"""Entry points: ``serve`` (consumer and HTTP in one loop) and ``rebuild`` (from the stream)."""
+"""The service composed, then run: ``serve`` puts the follower and the HTTP app in one loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import uvicorn
 import uvloop
-from redis import Redis as SyncRedis
 
 from services.common.http_server import HttpServer
 from services.common.redis_client import connect
@@ -26,18 +25,16 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
-from services.projections import collector, rules
-from services.projections.api import create_app, query_context, served
-from services.projections.consumer import HistoryFold
-from services.projections.event_rows import EventRow
-from services.projections.follower import StreamFollower
-from services.projections.freshness import Freshness
-from services.projections.live import LiveReadModel
-from services.projections.settings import Settings
-from services.projections.views import SqlViewStore, full_batch, open_store
+from services.projections.feed.follower import StreamFollower
+from services.projections.http.app import create_app, query_context, served
+from services.projections.runtime.freshness import Freshness
+from services.projections.runtime.live import LiveReadModel
+from services.projections.runtime.settings import Settings
+from services.projections.store import open_store
+from services.projections.store.schema import READ_POSITION
+from services.projections.store.sql import SqlViewStore
 
 log = logging.getLogger(__name__)
-REBUILD_CHUNK = 5000
 T = TypeVar("T")
 
 
@@ -64,7 +61,8 @@ def server_config(app: Any) -> uvicorn.Config:
 
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, created as IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets
-    that say so, and without it a response's head and body wait ~40 ms on Nagle's algorithm."""
+    that say so, and without it the write of a response's body waits for the peer to
+    acknowledge its head (Nagle's algorithm meeting delayed acknowledgements)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
@@ -170,7 +168,7 @@ class Running:
         )
         # /ready must know the store is down even when there is nothing to save
         probe = Probe(
-            partial(event_log.query, "SELECT position FROM {p}position WHERE id = 1"),
+            partial(event_log.query, READ_POSITION),
             freshness.store,
         )
         self.tasks = [
@@ -196,43 +194,6 @@ class Running:
 def serve(settings: Settings) -> None:
     """Run the consumer and the HTTP server until SIGINT or SIGTERM (blocking)."""
     run_async(serve_async(settings))
-
-
-def rebuild(settings: Settings) -> int:
-    """Rebuild the read model from the whole events stream, replacing the store's content.
-
-    Returns how many events changed the model.
-    """
-    store = open_store(settings.view_store, settings.view_table_prefix)
-    try:
-        return rebuild_into(store, settings)
-    finally:
-        store.close()
-
-
-def rebuild_into(store: SqlViewStore, settings: Settings) -> int:
-    """Fold the whole events stream and replace the store's rows and event log with the result."""
-    rows: list[EventRow] = []
-    fold = HistoryFold(rules.ReadModel(), rows)
-    start = "-"
-    # the whole rebuild allocates without reference cycles: no collector passes over the model
-    with collector.paused(), SyncRedis.from_url(settings.redis_url) as redis:
-        # XRANGE's reply as it comes (entry id, flat field list): no dict per entry
-        redis.set_response_callback("XRANGE", _raw_reply)
-        while True:
-            entries = redis.xrange(settings.events_stream, min=start, count=REBUILD_CHUNK)
-            fold.feed(entries)
-            if len(entries) < REBUILD_CHUNK:
-                break
-            last_id = entries[-1][0]
-            start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-        model = fold.finish()
-    store.replace(full_batch(model, rows))
-    return len(rows)
-
-
-def _raw_reply(response: Any, **options: Any) -> Any:
-    return response
 
 
 def main() -> None:

@@ -353,7 +353,7 @@ def readiness_problems(
 
 def stored_position_problems(topology: Topology) -> list[str]:
     """The projection's stored position (its view store) equals its memory's (/health)."""
-    from services.projections.views import open_store
+    from services.projections.store import open_store
 
     store = open_store(topology.stores.view_store)
     try:

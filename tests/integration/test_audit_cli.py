@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.projections.consumer import apply_batch
-from services.projections.live import LiveReadModel
-from services.projections.settings import Settings
-from services.projections.views import open_store
+from services.projections.feed.consumer import apply_batch
+from services.projections.runtime.live import LiveReadModel
+from services.projections.runtime.settings import Settings
+from services.projections.store import open_store
 from tests.projection_builders import stream_fields
 from tests.service.test_projection_audit import entries
 from tests.unit.test_projection_audit import scenario

@@ -22,11 +22,12 @@ import redis
 from contracts import events as ev
 from contracts.tokens import new_token, token_sha256
 from services.embedded_redis import free_port
-from services.projections import rules
-from services.projections.api import permissions_answer
-from services.projections.main import rebuild
-from services.projections.settings import Settings
-from services.projections.views import Batch, open_store
+from services.projections import model as rules
+from services.projections.feed.rebuild import rebuild
+from services.projections.model.answers import permissions_answer
+from services.projections.runtime.settings import Settings
+from services.projections.store import open_store
+from services.projections.store.batch import Batch
 from tests.projection_builders import EventLog, stream_fields
 
 pytestmark = pytest.mark.integration

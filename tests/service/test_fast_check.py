@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.projections import rules
-from services.projections.api import create_app, served
-from services.projections.live import LiveReadModel
+from services.projections import model as rules
+from services.projections.http.app import create_app, served
+from services.projections.runtime.live import LiveReadModel
 from tests.service.test_projection_api import NOW, populated
 
 pytestmark = pytest.mark.service

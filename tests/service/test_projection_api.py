@@ -11,9 +11,9 @@ import pytest
 
 from contracts import events as ev
 from contracts.tokens import new_token, token_sha256
-from services.projections import rules
-from services.projections.api import create_app
-from services.projections.live import LiveReadModel
+from services.projections import model as rules
+from services.projections.http.app import create_app
+from services.projections.runtime.live import LiveReadModel
 from tests.projection_builders import T0, EventLog
 
 pytestmark = pytest.mark.service

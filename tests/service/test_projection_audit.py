@@ -12,11 +12,15 @@ import pytest
 
 from contracts import events as ev
 from contracts.codec import json_encoder
-from services.projections import audit, event_log, rules
-from services.projections.api import create_app
-from services.projections.consumer import apply_batch, fold_entries
-from services.projections.live import LiveReadModel
-from services.projections.views import SqlViewStore, full_batch, open_store
+from services.projections import audit
+from services.projections import model as rules
+from services.projections.audit import queries as audit_queries
+from services.projections.feed.consumer import apply_batch, fold_entries
+from services.projections.http.app import create_app
+from services.projections.runtime.live import LiveReadModel
+from services.projections.store import event_log, open_store
+from services.projections.store.batch import full_batch
+from services.projections.store.sql import SqlViewStore
 from tests.projection_builders import stream_fields
 from tests.unit.test_projection_audit import TICK, TimedLog, day, scenario
 
@@ -96,7 +100,7 @@ class TestEventLog:
         expected = [e.position for e in log.events if getattr(e, "key_id", None) == "key-1"]
         seen, after = [], 0
         while True:
-            page = event_log.key_history(store, "key-1", after, 3)
+            page = audit_queries.key_history(store, "key-1", after, 3)
             seen += [entry.position for entry in page.entries]
             assert len(page.entries) <= 3
             if page.next_after_position is None:
@@ -105,7 +109,7 @@ class TestEventLog:
         assert seen == expected
         assert page.organization_id == "org-1"
         # a page's first entry is compared with the state before it, not with nothing
-        second = event_log.key_history(store, "key-1", expected[0], 1).entries[0]
+        second = audit_queries.key_history(store, "key-1", expected[0], 1).entries[0]
         assert second.changes == {"role_id": "viewer", "role_ids": {"from": [], "to": ["viewer"]}}
 
     async def test_the_first_history_page_of_a_10000_event_key_is_an_index_lookup(self, store):
@@ -116,7 +120,7 @@ class TestEventLog:
             log.key(ev.ApiKeyRenamed, "key-1", {"name": f"name {n}"}, name=f"name {n}")
         await filled(store, log.events)
         started = time.perf_counter()
-        page = event_log.key_history(store, "key-1", 0, 100)
+        page = audit_queries.key_history(store, "key-1", 0, 100)
         elapsed = time.perf_counter() - started
         assert len(page.entries) == 100 and page.next_after_position is not None
         assert elapsed < 1.0  # smoke bound only; figures belong in benchmarks/

@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from contracts.streams import DATA_FIELD
-from services.projections import rules
-from services.projections.consumer import apply_batch, stream_cursor, stream_entries
-from services.projections.live import LiveReadModel, PositionNotReached
-from services.projections.views import open_store
+from services.projections import model as rules
+from services.projections.feed.consumer import apply_batch
+from services.projections.feed.entries import stream_cursor, stream_entries
+from services.projections.runtime.live import LiveReadModel, PositionNotReached
+from services.projections.store import open_store
 from tests.projection_builders import EventLog, stream_fields
 
 pytestmark = pytest.mark.service

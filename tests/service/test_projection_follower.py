@@ -11,10 +11,12 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from redis.asyncio import Redis
 
-from services.projections.follower import StreamFollower
-from services.projections.freshness import Freshness
-from services.projections.live import LiveReadModel
-from services.projections.views import Batch, SqlViewStore, open_store
+from services.projections.feed.follower import StreamFollower
+from services.projections.runtime.freshness import Freshness
+from services.projections.runtime.live import LiveReadModel
+from services.projections.store import open_store
+from services.projections.store.batch import Batch
+from services.projections.store.sql import SqlViewStore
 from tests.projection_builders import EventLog, stream_fields
 
 pytestmark = pytest.mark.service

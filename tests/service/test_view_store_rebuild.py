@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.projections import rules, views
+from services.projections import model as rules
+from services.projections.store import open_store
+from services.projections.store.batch import full_batch
 from tests.projection_builders import EventLog
 
 pytestmark = pytest.mark.service
@@ -33,12 +35,12 @@ def test_a_rebuild_replaces_the_content_and_leaves_the_store_in_wal(
     tmp_path: Path, reader_open: bool
 ) -> None:
     path = tmp_path / "views.db"
-    store = views.open_store(f"sqlite:///{path}")
-    store.replace(views.full_batch(model_of(5)))
+    store = open_store(f"sqlite:///{path}")
+    store.replace(full_batch(model_of(5)))
     reader = sqlite3.connect(path) if reader_open else None
     if reader is not None:
         reader.execute("SELECT count(*) FROM apikeys_view_keys").fetchone()
-    store.replace(views.full_batch(model_of(3)))
+    store.replace(full_batch(model_of(3)))
     if reader is not None:
         reader.close()
     assert journal_mode(path) == "wal"

@@ -12,9 +12,10 @@ from benchmarks import check_workload as w
 from contracts import events as ev
 from contracts.codec import json_encoder
 from contracts.streams import DATA_FIELD
-from services.projections import rules
-from services.projections.consumer import HistoryFold, fold_entries
-from services.projections.event_rows import EventRow
+from services.projections import model as rules
+from services.projections.feed.consumer import fold_entries
+from services.projections.feed.rebuild import HistoryFold
+from services.projections.store.event_log import EventRow
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Entry = tuple[bytes, dict[bytes, bytes]]

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from contracts import audit as a
 from contracts import events as ev
-from services.projections import audit, rules
-from services.projections.answers import permissions_answer
+from services.projections import audit
+from services.projections import model as rules
+from services.projections.model.answers import permissions_answer
 from tests.projection_builders import T0, EventLog
 from tests.unit.test_projection_reference import SETUP, World, operation, to_event
 

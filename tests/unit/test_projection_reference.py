@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from contracts import events as ev
 from contracts.common import SCOPES, MatrixCell, Permission
 from contracts.queries import Reason
-from services.projections import rules
+from services.projections import model as rules
 from tests.projection_builders import T0, key_state
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,8 @@ import pytest
 from contracts import events as ev
 from contracts.queries import Reason
 from contracts.tokens import token_sha256
-from services.projections import rules, verification
+from services.projections import model as rules
+from services.projections.model import verification
 from tests.projection_builders import T0, EventLog
 
 pytestmark = pytest.mark.unit

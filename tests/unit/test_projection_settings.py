@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.projections.settings import Settings
+from services.projections.runtime.settings import Settings
 
 pytestmark = pytest.mark.unit
 

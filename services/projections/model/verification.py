@@ -1,4 +1,5 @@
-"""Secret verification: a token's SHA-256 looked up in the read model, old secrets in grace only."""
+"""Token verification: a token's SHA-256 looked up in the read model, an old secret only in its
+grace period. Pure: the caller hashes the token and gives the time."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 from contracts.queries import KeyStatus, VerifyCode
-from services.projections import rules
+from services.projections.model.grants import aware
+from services.projections.model.queries import key_status
+from services.projections.model.state import ReadModel
 
 
 class Verification(NamedTuple):
@@ -26,7 +29,7 @@ _STATUS_CODES: dict[KeyStatus, VerifyCode] = {
 }
 
 
-def verify_secret(model: rules.ReadModel, secret_sha256: str, now: datetime) -> Verification:
+def verify_secret(model: ReadModel, secret_sha256: str, now: datetime) -> Verification:
     ref = model.secrets.get(secret_sha256)
     view = model.keys.get(ref.key_id) if ref else None
     if ref is None or view is None:
@@ -37,9 +40,9 @@ def verify_secret(model: rules.ReadModel, secret_sha256: str, now: datetime) -> 
     else:
         until = state.previous_secret_valid_until
         matches = hmac.compare_digest(state.previous_secret_sha256 or "", secret_sha256) and (
-            until is not None and rules.aware(now) < rules.aware(until)
+            until is not None and aware(now) < aware(until)
         )
     if not matches:
         return Verification("NOT_FOUND", None, None)
-    code = _STATUS_CODES[rules.key_status(model, ref.key_id, now)]
+    code = _STATUS_CODES[key_status(model, ref.key_id, now)]
     return Verification(code, ref.key_id, view.organization_id)

@@ -1,29 +1,19 @@
-"""The audit subcommands of ``apikeys``: they read the view store directly, no HTTP needed."""
+"""The audit subcommands of ``apikeys`` (history, permissions, diff): they read the view store
+directly, no HTTP needed."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from services.projections import audit_queries
-from services.projections.answers import permissions_answer
-from services.projections.settings import Settings
-from services.projections.views import SqlViewStore, open_store
-
-_encoder = msgspec.json.Encoder()
-TABLES = {
-    "organizations": "SELECT organization_id, state FROM {p}organizations",
-    "keys": "SELECT key_id, organization_id, state FROM {p}keys",
-    "secrets": "SELECT sha256, key_id, kind, valid_until FROM {p}secrets",
-    "event_log": "SELECT position, organization_id, key_id, type, occurred_at, event"
-    " FROM {p}event_log",
-}
+from contracts.codec import json_encoder
+from services.projections.audit import queries as audit_queries
+from services.projections.model.answers import permissions_answer
+from services.projections.runtime.settings import Settings
+from services.projections.store import open_store
+from services.projections.store.sql import SqlViewStore
 
 
 def moment(text: str) -> datetime:
@@ -41,11 +31,11 @@ def _store() -> SqlViewStore:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(_encoder.encode(value).decode() + "\n")
+    sys.stdout.write(json_encoder.encode(value).decode() + "\n")
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else _encoder.encode(value).decode()
+    return value if isinstance(value, str) else json_encoder.encode(value).decode()
 
 
 def _changes_text(changes: dict[str, Any]) -> str:
@@ -121,55 +111,6 @@ def diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_tables(store: SqlViewStore) -> dict[str, dict[str, Any]]:
-    """Every row of the read model, by table and id, states decoded (key order is not compared)."""
-    tables: dict[str, dict[str, Any]] = {"position": {"position": store.position()}}
-    for table, sql in TABLES.items():
-        rows = {}
-        for row in store.query(sql):
-            values = [
-                msgspec.json.decode(v) if isinstance(v, str) and v[:1] == "{" else v
-                for v in row[1:]
-            ]
-            rows[str(row[0])] = values
-        tables[table] = rows
-    return tables
-
-
-def differences(live: dict[str, dict[str, Any]], rebuilt: dict[str, dict[str, Any]]) -> list[str]:
-    found = []
-    for table in live:
-        ids = sorted(set(live[table]) | set(rebuilt[table]))
-        for row_id in ids:
-            mine, theirs = live[table].get(row_id), rebuilt[table].get(row_id)
-            if mine != theirs:
-                what = "missing" if mine is None else "extra" if theirs is None else "differs"
-                found.append(f"{table} {row_id}: {what} (live {mine!r}, rebuilt {theirs!r})")
-    return found
-
-
-def verify_projections(_: argparse.Namespace) -> int:
-    from services.projections.main import rebuild_into
-
-    settings = Settings.from_env()
-    with tempfile.TemporaryDirectory(prefix="apikeys-verify-") as scratch:
-        rebuilt_store = open_store(f"sqlite:///{Path(scratch) / 'views.db'}")
-        live_store = open_store(settings.view_store, settings.view_table_prefix)
-        try:
-            applied = rebuild_into(rebuilt_store, settings)
-            found = differences(read_tables(live_store), read_tables(rebuilt_store))
-        finally:
-            rebuilt_store.close()
-            live_store.close()
-    for line in found[:100]:
-        print(line)
-    if found:
-        print(f"{len(found)} differences between the live read model and a rebuild")
-        return 1
-    print(f"the live read model equals a rebuild from the events stream ({applied} events)")
-    return 0
-
-
 def add_commands(sub: Any) -> None:
     history_parser = sub.add_parser("history", help="a key's events, what each changed")
     history_parser.add_argument("key_id")
@@ -188,6 +129,3 @@ def add_commands(sub: Any) -> None:
     diff_parser.add_argument("--to", dest="to_moment", type=moment, required=True)
     diff_parser.add_argument("--json", action="store_true")
     diff_parser.set_defaults(func=diff)
-    sub.add_parser(
-        "verify-projections", help="rebuild in a scratch store and compare with the live one"
-    ).set_defaults(func=verify_projections)

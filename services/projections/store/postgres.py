@@ -9,7 +9,8 @@ from typing import Any
 
 from services.common.postgres import LIVENESS, RECONNECT_SECONDS
 from services.common.store_url import PostgresUrl
-from services.projections.views import DEFAULT_PREFIX, SqlViewStore
+from services.projections.store.schema import DEFAULT_PREFIX
+from services.projections.store.sql import SqlViewStore
 
 # the pool logs every failed attempt; the follower logs an outage once when it starts and ends
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -7,16 +7,11 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.projections import collector
-from services.projections.views import (
-    _CREATE_INDEX,
-    _CREATE_TABLE,
-    _REPLACED,
-    _SCHEMA,
-    DEFAULT_PREFIX,
-    Batch,
-    SqlViewStore,
-)
+from services.projections.model import gc_policy
+from services.projections.store import schema
+from services.projections.store.batch import Batch
+from services.projections.store.schema import DEFAULT_PREFIX
+from services.projections.store.sql import SqlViewStore
 
 
 class SqliteViewStore(SqlViewStore):
@@ -62,31 +57,19 @@ class SqliteViewStore(SqlViewStore):
         """Replace everything by the batch (a rebuild), in one transaction: the rows go into new
         tables, in key order and without secondary indexes, which then take the old tables'
         place and get their indexes; a reader sees the old content until the commit."""
-        tables = {
-            table: next(s for s in _SCHEMA if s.startswith(f"{_CREATE_TABLE}{table} ("))
-            for table in _REPLACED
-        }
-        indexes = [
-            s
-            for s in _SCHEMA
-            if s.startswith(_CREATE_INDEX) and any(f" ON {{p}}{t} (" in s for t in _REPLACED)
-        ]
-        with collector.paused(), self._rollback_journal(), self._transaction() as cur:
-            for table, statement in tables.items():
-                cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table}_new"))
-                fresh = statement.replace(
-                    f"{_CREATE_TABLE}{table} (", f"CREATE TABLE {{p}}{table}_new ("
-                )
-                cur.execute(self._sql(self._ddl(fresh)))
+        with gc_policy.paused(), self._rollback_journal(), self._transaction() as cur:
+            for table in schema.ROW_TABLES:
+                cur.execute(self._sql(f"DROP TABLE IF EXISTS {{p}}{table.name}_new"))
+                cur.execute(self._sql(self._ddl(table.create_fresh("_new"))))
             self._write_rows(cur, batch, replacing=True, suffix="_new")
-            for table in tables:
-                cur.execute(self._sql(f"DROP TABLE {{p}}{table}"))
-                cur.execute(self._sql(f"ALTER TABLE {{p}}{table}_new RENAME TO {{p}}{table}"))
-            for statement in indexes:
-                cur.execute(self._sql(statement))
-            cur.execute(
-                self._sql("UPDATE {p}position SET position = ? WHERE id = 1"), (batch.position,)
-            )
+            for table in schema.ROW_TABLES:
+                name = table.name
+                cur.execute(self._sql(f"DROP TABLE {{p}}{name}"))
+                cur.execute(self._sql(f"ALTER TABLE {{p}}{name}_new RENAME TO {{p}}{name}"))
+            for table in schema.ROW_TABLES:
+                for statement in table.create_indexes():
+                    cur.execute(self._sql(statement))
+            cur.execute(self._sql(schema.SET_POSITION), (batch.position,))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:

@@ -17,12 +17,14 @@ from redis.asyncio import Redis
 
 from services.common.lag import parse_watermark, watermark_key
 from services.common.resilience import Backoff, Worker, is_transient
-from services.projections import rules
-from services.projections.consumer import fold_entries, stream_cursor, stream_entries
-from services.projections.event_rows import EventRow
-from services.projections.freshness import Freshness
-from services.projections.live import LiveReadModel
-from services.projections.views import Batch, ViewStore, batch_for_yielding
+from services.projections.feed.consumer import fold_entries
+from services.projections.feed.entries import stream_cursor, stream_entries
+from services.projections.model.fold import Touched
+from services.projections.runtime.freshness import Freshness
+from services.projections.runtime.live import LiveReadModel
+from services.projections.store.batch import Batch, batch_for_yielding
+from services.projections.store.event_log import EventRow
+from services.projections.store.sql import ViewStore
 
 log = logging.getLogger(__name__)
 MAX_UNSAVED_EVENTS = 200_000
@@ -50,7 +52,7 @@ class StreamFollower:
         self.count = count
         self.block_ms = block_ms
         self.max_unsaved = max_unsaved
-        self.unsaved_touched: list[rules.Touched] = []
+        self.unsaved_touched: list[Touched] = []
         self.unsaved_rows: list[EventRow] = []
         self.has_unsaved = False
         self.saving: asyncio.Task[None] | None = None
@@ -124,7 +126,7 @@ class StreamFollower:
         self.unsaved_touched, self.unsaved_rows, self.has_unsaved = [], [], False
         self.saving = asyncio.create_task(self._save(batch, touched, rows))
 
-    async def _save(self, batch: Batch, touched: list[rules.Touched], rows: list[EventRow]) -> None:
+    async def _save(self, batch: Batch, touched: list[Touched], rows: list[EventRow]) -> None:
         loop = asyncio.get_running_loop()
         try:
             await self.store_worker.run(self.store.save, batch)

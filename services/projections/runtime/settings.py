@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts.streams import EVENTS_STREAM
-from services.projections.views import DEFAULT_PREFIX
+from services.projections.store.schema import DEFAULT_PREFIX
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,53 +11,21 @@ are judged at query time from the fields kept here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from contracts import events as ev
-from contracts.queries import DenialReason, Reason
-from services.projections.read_model import OrganizationView, RoleDefinition
-
-
-class Decision(NamedTuple):
-    allowed: bool
-    reasons: list[Reason]
-    denied_because: DenialReason | None
-
-
-UNKNOWN_KEY = Decision(False, [], "unknown_key")
-DELETED = Decision(False, [], "deleted")
-MODULE_DISABLED = Decision(False, [], "api_module_disabled")
-DISABLED = Decision(False, [], "disabled")
-EXPIRED = Decision(False, [], "expired")
-NOT_GRANTED = Decision(False, [], "not_granted")
-
-
-class Answer(NamedTuple):
-    others: Decision  # the item is not the key's own: own_items reasons do not count
-    own: Decision
-
-
-AnswerTable = dict[tuple[Reason, ...], Answer]
-
-
-def answer_for(table: AnswerTable, reasons: tuple[Reason, ...]) -> Answer:
-    """The shared answer for sorted, distinct reasons."""
-    found = table.get(reasons)
-    if found is None:
-        others = [r for r in reasons if r.scope != "own_items"]
-        found = Answer(
-            Decision(True, others, None) if others else NOT_GRANTED,
-            Decision(True, list(reasons), None),
-        )
-        table[reasons] = found
-    return found
-
-
-def _settle(table: AnswerTable, reasons: list[Reason]) -> Answer:
-    if len(reasons) == 1:
-        return answer_for(table, (reasons[0],))
-    return answer_for(table, tuple(sorted(set(reasons))))
-
+from contracts.queries import Reason
+from services.projections.model.decisions import (
+    DELETED,
+    DISABLED,
+    EXPIRED,
+    MODULE_DISABLED,
+    Answer,
+    AnswerTable,
+    Decision,
+    answer_for,
+    settle,
+)
+from services.projections.model.values import OrganizationView, RoleDefinition
 
 Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
 
@@ -128,10 +96,10 @@ class OrgIndex:
         table = self.table
         return (
             {
-                p: {t: _settle(table, reasons) for t, reasons in at.items()}
+                p: {t: settle(table, reasons) for t, reasons in at.items()}
                 for p, at in scoped.items()
             },
-            {p: _settle(table, reasons) for p, reasons in everywhere.items()},
+            {p: settle(table, reasons) for p, reasons in everywhere.items()},
         )
 
     def combine(self, first: Answer, second: Answer) -> Answer:
@@ -249,14 +217,29 @@ def refresh(index: OrgIndex, grants: KeyGrants, state: ev.KeyState, names: set[s
 def _collect(
     index: OrgIndex, state: ev.KeyState, names: set[str] | None
 ) -> tuple[dict[str, dict[str, Answer]], dict[str, Answer]]:
-    """permission -> location -> answer, and permission -> answer for ``everywhere`` grants."""
-    org = index.org
+    """permission -> location -> answer, and permission -> answer for ``everywhere`` grants
+    (only the named permissions, when names are given)."""
+    scoped, everywhere = _held_blocks(index, state, names)
+    return _merged(index, scoped, everywhere)
+
+
+def _switched_off(state: ev.KeyState) -> set[tuple[str, str]]:
+    """The (role, location) cells the key's matrix turns off: the last cell for a pair wins."""
     off: set[tuple[str, str]] = set()
-    for c in state.matrix:  # the last cell for a (role, location) wins
+    for c in state.matrix:
         if not c.applies:
             off.add((c.role_id, c.location_id))
         elif off:
             off.discard((c.role_id, c.location_id))
+    return off
+
+
+def _held_blocks(
+    index: OrgIndex, state: ev.KeyState, names: set[str] | None
+) -> tuple[dict[str, list[dict[str, Answer]]], dict[str, list[Answer]]]:
+    """Per permission, the grant blocks of every (role, location) cell the key holds."""
+    org = index.org
+    off = _switched_off(state)
     known = org.locations
     locations = [loc for loc in dict.fromkeys(state.location_ids) if loc in known]
     scoped: dict[str, list[dict[str, Answer]]] = {}
@@ -275,6 +258,15 @@ def _collect(
             for permission, answer in anywhere.items():
                 if names is None or permission in names:
                     everywhere.setdefault(permission, []).append(answer)
+    return scoped, everywhere
+
+
+def _merged(
+    index: OrgIndex,
+    scoped: dict[str, list[dict[str, Answer]]],
+    everywhere: dict[str, list[Answer]],
+) -> tuple[dict[str, dict[str, Answer]], dict[str, Answer]]:
+    """One answer per permission and location; ``everywhere`` answers folded into each."""
     every: dict[str, Answer] = {}
     for permission, answers in everywhere.items():
         found = answers[0]

@@ -1,7 +1,7 @@
 """The lean path for a plain ``GET /v1/check``, in front of the framework.
 
-The profile showed Litestar's per-request work (signature model, hook, response object) at ~75%
-of a check, so a plainly valid check is parsed, answered and sent here. Anything else
+Litestar's per-request work (signature model, hook, response object) costs more than the check
+itself, so a plainly valid check is parsed, answered and sent here. Anything else
 (min_position, as_of, unknown, repeated, percent-encoded or invalid parameters) goes on to the
 Litestar handler, so validation errors and waits stay exactly the framework's.
 """
@@ -17,9 +17,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import queries as q
 from contracts.codec import json_encoder
-from services.projections import rules
-from services.projections.freshness import Freshness
-from services.projections.live import LiveReadModel
+from services.projections.model.answers import check_answer
+from services.projections.model.queries import check
+from services.projections.runtime.freshness import Freshness
+from services.projections.runtime.live import LiveReadModel
 
 AnswerT = TypeVar("AnswerT", bound=q.Answer)
 
@@ -143,7 +144,7 @@ class FastCheck:
         marker = self.freshness
         if marker.refuse_when_stale and marker.freshness.stale_lag(model.position) is not None:
             return None  # the handler refuses it with a 503
-        decision = rules.check(
+        decision = check(
             model,
             parsed[0].decode(),
             parsed[1].decode(),
@@ -151,13 +152,4 @@ class FastCheck:
             parsed[3],
             self.clock(),
         )
-        return json_encoder.encode(
-            marker.fresh(
-                q.CheckAnswer(
-                    allowed=decision.allowed,
-                    reasons=decision.reasons,
-                    denied_because=decision.denied_because,
-                    position=model.position,
-                )
-            )
-        )
+        return json_encoder.encode(marker.fresh(check_answer(decision, model.position)))

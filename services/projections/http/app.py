@@ -1,0 +1,118 @@
+"""The Litestar app of the projection service, and the app as served, with the lean check path
+in front of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp
+
+from contracts import queries as q
+from services.projections.http.context import (
+    Clock,
+    QueryContext,
+    StaleRefused,
+    context_of,
+    utc_now,
+)
+from services.projections.http.fast_check import FastCheck
+from services.projections.http.routes import (
+    check,
+    health,
+    key_history,
+    key_permissions,
+    organization_keys,
+    ready,
+    reject_unknown_query_parameters,
+    verify,
+)
+from services.projections.runtime.freshness import Freshness
+from services.projections.runtime.live import LiveReadModel, NotLoaded, PositionNotReached
+from services.projections.store.sql import SqlViewStore
+
+MAX_BODY_BYTES = 8 * 1024
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
+    detail = None
+    if isinstance(exc.extra, list | dict) and exc.extra:
+        detail = "; ".join(
+            f"{e.get('key', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
+            for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])
+        )
+    return Response(q.ErrorAnswer(error=exc.detail, detail=detail), status_code=exc.status_code)
+
+
+def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error=str(exc), position=exc.position)
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _not_loaded(_: Request[Any, Any, Any], exc: NotLoaded) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error="starting", detail="the read model is being loaded")
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(
+        error="stale", detail=str(exc), position=exc.position, lag_seconds=exc.lag_seconds
+    )
+    return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
+    answer = q.ErrorAnswer(error="internal error")
+    return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def query_context(app: ASGIApp) -> QueryContext:
+    """The query context of an app from ``served`` (or ``create_app``)."""
+    litestar: Any = app.app if isinstance(app, FastCheck) else app
+    return context_of(litestar.state)
+
+
+def served(app: Litestar) -> ASGIApp:
+    """The app as the service serves it: plain checks answered before Litestar's own layers
+    (exception middleware, router); the same lean path also sits inside the app as
+    middleware, so an app from ``create_app`` answers exactly as the served one."""
+    context = context_of(app.state)
+    return FastCheck(app, context.live, context.clock, context)
+
+
+def create_app(
+    live: LiveReadModel,
+    *,
+    clock: Clock = utc_now,
+    min_position_wait: float = 5.0,
+    ready_lag_seconds: float = 5.0,
+    event_log: SqlViewStore | None = None,
+    freshness: Freshness | None = None,
+    refuse_when_stale: bool = False,
+) -> Litestar:
+    context = QueryContext(live, clock, min_position_wait)
+    context.freshness = freshness or Freshness(ready_lag_seconds)
+    context.refuse_when_stale = refuse_when_stale
+    context.event_log = event_log
+    handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
+    return Litestar(
+        route_handlers=handlers,
+        state=State({"queries": context}),
+        middleware=[lambda app: FastCheck(app, live, clock, context)],
+        before_request=reject_unknown_query_parameters,
+        exception_handlers={
+            HTTPException: _http_error,
+            PositionNotReached: _not_reached,
+            StaleRefused: _stale,
+            NotLoaded: _not_loaded,
+            Exception: _unexpected,
+        },
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="API keys projections", version="1.0.0"),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,149 @@
+"""The rules: how each contract event changes the read model. Pure: no I/O, no clock.
+
+State folding is deterministic, so live answers, rebuilds and as-of answers all come from
+folding the same events through ``apply``. An event drops the compiled grants it may change
+(or recompiles only the permissions a role change moved); key status is decided at query time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from contracts import events as ev
+from contracts.common import Permission
+from services.projections.model import grants as g
+from services.projections.model.state import ReadModel
+from services.projections.model.values import (
+    KeyView,
+    LocationNode,
+    OrganizationView,
+    RoleDefinition,
+    SecretRef,
+)
+
+
+class Touched(NamedTuple):
+    """What one applied event changed, so a store writes only those rows."""
+
+    organization_id: str
+    key_id: str | None
+
+
+def restore(
+    position: int, organizations: dict[str, OrganizationView], keys: dict[str, KeyView]
+) -> ReadModel:
+    """A read model from stored rows; the indexes are derived, never stored as truth."""
+    model = ReadModel(position=position, organizations=organizations)
+    for key_id, view in keys.items():
+        _put_key(model, key_id, view)
+    return model
+
+
+def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
+    """Fold one event; an event at or below the model's position changes nothing."""
+    if event.position <= model.position:
+        return None
+    model.position = event.position
+    org_id = event.organization_id
+    if isinstance(event, ev.KeyEvent):
+        model.grant_cache.pop(event.key_id, None)
+        _put_key(model, event.key_id, KeyView(org_id, event.key))
+        return Touched(org_id, event.key_id)
+    org = model.organizations.get(org_id)
+    if org is None:  # keys compiled before their organization was known must look again
+        org = model.organizations[org_id] = OrganizationView()
+        _forget_grants(model, org_id)
+    match event:
+        case ev.ApiModuleEnabled():
+            org.api_module_enabled = True
+        case ev.ApiModuleDisabled():
+            org.api_module_enabled = False
+        case ev.LocationDefined() | ev.LocationRenamed() | ev.LocationMoved():
+            org.locations[event.location_id] = LocationNode(event.name, event.parent_id)
+            _tree_changed(model, org_id)
+        case ev.LocationRemoved():
+            org.locations.pop(event.location_id, None)
+            _tree_changed(model, org_id)
+        case ev.RoleDefined() | ev.RolePermissionsChanged() | ev.RoleRenamed():
+            old = org.roles.get(event.role_id)
+            org.roles[event.role_id] = RoleDefinition(event.name, list(event.permissions))
+            _role_changed(model, org_id, event.role_id, old, event.permissions)
+        case ev.RoleRemoved():
+            old = org.roles.pop(event.role_id, None)
+            _role_changed(model, org_id, event.role_id, old, [])
+    return Touched(org_id, None)
+
+
+def fold(events: Iterable[ev.AnyEvent], model: ReadModel | None = None) -> ReadModel:
+    model = model if model is not None else ReadModel()
+    for event in events:
+        apply(model, event)
+    return model
+
+
+def _tree_changed(model: ReadModel, org_id: str) -> None:
+    model.org_indexes.pop(org_id, None)
+    _forget_grants(model, org_id)
+
+
+def _role_changed(
+    model: ReadModel,
+    org_id: str,
+    role_id: str,
+    old: RoleDefinition | None,
+    permissions: list[Permission],
+) -> None:
+    """Recompile, in the compiled grants of the role's holders, only the permissions whose
+    grants changed: a role held by thousands of keys stays cheap to change."""
+    names = {p.permission for p in set(old.permissions if old else ()) ^ set(permissions)}
+    index = model.org_indexes.get(org_id)
+    if index is None:
+        _forget_grants(model, org_id, role_id)
+        return
+    index.role_changed(role_id)
+    if not names:
+        return
+    cache, keys = model.grant_cache, model.keys
+    for key_id in model.org_keys.get(org_id, ()):
+        grants = cache.get(key_id)
+        if grants is not None:
+            state = keys[key_id].state
+            if role_id in state.role_ids:
+                cache[key_id] = g.refresh(index, grants, state, names)
+
+
+def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:
+    """Drop the compiled grants of the organization's keys (holding the role, when given)."""
+    cache, keys = model.grant_cache, model.keys
+    for key_id in model.org_keys.get(org_id, ()):
+        if key_id in cache and (role_id is None or role_id in keys[key_id].state.role_ids):
+            del cache[key_id]
+
+
+def _put_key(model: ReadModel, key_id: str, view: KeyView) -> None:
+    secrets, state = model.secrets, view.state
+    current, previous = state.secret_sha256, state.previous_secret_sha256 or None
+    old = model.keys.get(key_id)
+    model.keys[key_id] = view
+    if old is None:
+        model.org_keys.setdefault(view.organization_id, set()).add(key_id)
+    else:
+        old_state = old.state
+        for sha in (old_state.secret_sha256, old_state.previous_secret_sha256):
+            if sha and sha != current and sha != previous:
+                ref = secrets.get(sha)
+                if ref is not None and ref.key_id == key_id:
+                    del secrets[sha]
+        if old.organization_id != view.organization_id:
+            model.org_keys.get(old.organization_id, set()).discard(key_id)
+            model.org_keys.setdefault(view.organization_id, set()).add(key_id)
+    _point(secrets, current, key_id, "current")
+    if previous is not None:
+        _point(secrets, previous, key_id, "previous")
+
+
+def _point(secrets: dict[str, SecretRef], sha: str, key_id: str, kind: str) -> None:
+    ref = secrets.get(sha)
+    if ref is None or ref.key_id != key_id or ref.kind != kind:
+        secrets[sha] = SecretRef(key_id, kind)  # type: ignore[arg-type]

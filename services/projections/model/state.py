@@ -1,0 +1,26 @@
+"""The read model: the stored truth (organizations, keys, the secret index) and the caches
+derived from it, which are never stored and are rebuilt from the truth when dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.projections.model.grants import AnswerTable, KeyGrants, OrgIndex
+from services.projections.model.values import KeyView, OrganizationView, SecretRef
+
+# the bound on the compiled grants kept at once (the cache is emptied when it is reached)
+GRANT_CACHE_LIMIT = 50_000
+
+
+@dataclass
+class ReadModel:
+    position: int = 0
+    organizations: dict[str, OrganizationView] = field(default_factory=dict)
+    keys: dict[str, KeyView] = field(default_factory=dict)
+    secrets: dict[str, SecretRef] = field(default_factory=dict)
+    org_keys: dict[str, set[str]] = field(default_factory=dict)
+    # derived, never stored: compiled grants per key, an index (tree, grant blocks) per org,
+    # the shared answers (one object per distinct set of reasons, whatever key holds it)
+    grant_cache: dict[str, KeyGrants] = field(default_factory=dict)
+    org_indexes: dict[str, OrgIndex] = field(default_factory=dict)
+    answers: AnswerTable = field(default_factory=dict)
