@@ -33,8 +33,8 @@ from services.common.resilience import (
     is_transient,
     keep_trying,
 )
-from services.keys.application import CommandProcessor, Entry
 from services.keys.intake import Refused, read_entry
+from services.keys.processor import CommandProcessor, Entry
 from services.keys.replies import Answer, Replies, dead_letter, failures_key, text
 from services.keys.settings import KeysSettings
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from services.keys.event_store import ApiKeysApplication
 from services.keys.relay import EventRelay
+from services.keys.store import ApiKeysApplication
 
 
 def export_events(

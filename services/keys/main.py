@@ -28,15 +28,15 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
-from services.keys.application import CommandProcessor
 from services.keys.broker import GRACEFUL_SECONDS, build_broker
 from services.keys.consumer import CommandConsumer, ensure_group
-from services.keys.event_store import ApiKeysApplication
 from services.keys.health import Readiness, health_app, monitor
 from services.keys.mapping import PUBLISHED_TOPICS
+from services.keys.processor import CommandProcessor
 from services.keys.relay import EventRelay
 from services.keys.relay_process import RelayProcess
 from services.keys.settings import KeysSettings
+from services.keys.store import ApiKeysApplication
 from services.keys.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")

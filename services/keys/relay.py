@@ -29,8 +29,8 @@ from services.common.lifeline import die_with_parent
 from services.common.redis_client import connect
 from services.common.resilience import Backoff, Outage, Stopping, is_transient, keep_trying
 from services.keys.domain import ApiKey, Organization
-from services.keys.event_store import ApiKeysApplication
 from services.keys.mapping import is_published, to_contract
+from services.keys.store import ApiKeysApplication
 
 log = logging.getLogger(__name__)
 

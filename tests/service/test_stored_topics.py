@@ -17,9 +17,9 @@ import pytest
 
 from contracts.commands import command_decoder
 from contracts.results import CommandResult, Error
-from services.keys.application import CommandProcessor, Entry
-from services.keys.domain import ApiKey, CommandReceipt, Organization
-from services.keys.event_store import ApiKeysApplication
+from services.keys.domain import ApiKey, CommandReceipt, Organization, Outcome
+from services.keys.processor import CommandProcessor, Entry
+from services.keys.store import ApiKeysApplication
 
 pytestmark = pytest.mark.service
 
@@ -475,6 +475,29 @@ def test_old_events_rebuild_the_organization_and_the_key(old_store: str) -> None
     assert key.previous_secret_valid_until == datetime(2026, 1, 2, 3, 5, 5, tzinfo=UTC)
     assert key.enabled and not key.deleted
     assert app.position_of(UUID("af44c87655e15b61a1a29577acc7286e"), 3) == 17
+    app.close()
+
+
+def test_old_receipts_rebuild_with_their_outcome(old_store: str) -> None:
+    app = ApiKeysApplication(old_store)
+    receipt = app.repository.get(CommandReceipt.create_id("c9"))
+    assert isinstance(receipt, CommandReceipt) and receipt.version == 1
+    expected = Outcome(
+        command_id="c9",
+        entry_id="1-8",
+        command_type="RenameApiKey",
+        organization_id="o1",
+        key_id="k1",
+        status="rejected",
+        error_code="not_api_administrator",
+        error_message="the actor is not an API Administrator",
+    )
+    assert vars(receipt.outcome).items() >= vars(expected).items()
+    created = app.repository.get(CommandReceipt.create_id("c6")).outcome
+    assert (created.last_event_id, created.last_event_version) == (
+        "af44c87655e15b61a1a29577acc7286e",
+        1,
+    )
     app.close()
 
 
