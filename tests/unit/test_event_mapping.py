@@ -12,7 +12,7 @@ from contracts import events as e
 from contracts.codec import json_encoder
 from contracts.common import Permission
 from services.keys.domain import ApiKey, Cause, CommandReceipt, Organization, Outcome
-from services.keys.mapping import is_published, to_contract
+from services.keys.streams.mapping import is_published, to_contract
 
 pytestmark = pytest.mark.unit
 
