@@ -26,8 +26,8 @@ from faststream.redis import RedisBroker, StreamSub
 
 from contracts.commands import KeyCommand, command_decoder
 from services.keys.domain import ApiKey, DomainError, Organization
-from services.keys.event_store import ApiKeysApplication
 from services.keys.handlers import handle
+from services.keys.store import ApiKeysApplication
 
 
 class PlainWork:

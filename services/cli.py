@@ -117,8 +117,8 @@ def rebuild_projections(_: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """The full event history as JSON lines on stdout, progress on stderr."""
-    from services.keys.export import export_events
     from services.keys.settings import KeysSettings
+    from services.keys.streams.export import export_events
 
     written = export_events(
         KeysSettings.from_env().event_store,

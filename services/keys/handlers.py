@@ -13,6 +13,9 @@ from services.keys.domain import ApiKey, Cause, DomainError, Organization
 
 
 class UnitOfWork(Protocol):
+    """What a handler needs from the processor: aggregates by business id (``None`` when
+    there is none), and ``touch`` for the aggregates it changed or created (to be saved)."""
+
     def organization(self, organization_id: str) -> Organization | None: ...
 
     def key(self, key_id: str) -> ApiKey | None: ...
@@ -34,6 +37,16 @@ def handle_directory_command(command: c.AnyCommand, uow: UnitOfWork) -> None:
     org = uow.organization(command.organization_id)
     if org is None:
         org = Organization.register(command.organization_id, cause)
+    if isinstance(command, c.RemoveRole):
+        remove_role(command.role_id, org, uow, cause)
+        return
+    apply_directory_command(command, org, uow, cause)
+    uow.touch(org)
+
+
+def apply_directory_command(
+    command: c.AnyCommand, org: Organization, uow: UnitOfWork, cause: Cause
+) -> None:
     match command:
         case c.EnableApiModule():
             org.enable_api_module(cause)
@@ -50,8 +63,7 @@ def handle_directory_command(command: c.AnyCommand, uow: UnitOfWork) -> None:
         case c.MoveLocation(location_id=location_id, new_parent_id=parent_id):
             org.move_location(location_id, parent_id, cause)
         case c.RemoveLocation(location_id=location_id):
-            keys = _keys_of(org, uow)
-            in_use = any(key.uses_location(location_id) for key in keys)
+            in_use = any(key.uses_location(location_id) for key in _keys_of(org, uow))
             org.remove_location(location_id, in_use, cause)
         case c.DefineRole(role_id=role_id, name=name, permissions=permissions):
             org.define_role(role_id, name, _permissions(permissions), cause)
@@ -59,47 +71,69 @@ def handle_directory_command(command: c.AnyCommand, uow: UnitOfWork) -> None:
             org.change_role_permissions(role_id, _permissions(permissions), cause)
         case c.RenameRole(role_id=role_id, name=name):
             org.rename_role(role_id, name, cause)
-        case c.RemoveRole(role_id=role_id):
-            keys = _keys_of(org, uow)
-            org.remove_role(role_id, cause)
-            uow.touch(org)
-            for key in keys:
-                key.drop_removed_role(role_id, cause)
-                uow.touch(key)
-            return
         case _:
             raise DomainError("invalid_command", f"{type(command).__name__} is not handled")
+
+
+def remove_role(role_id: str, org: Organization, uow: UnitOfWork, cause: Cause) -> None:
+    """The role leaves the organization and every key of it."""
+    keys = _keys_of(org, uow)
+    org.remove_role(role_id, cause)
     uow.touch(org)
+    for key in keys:
+        key.drop_removed_role(role_id, cause)
+        uow.touch(key)
 
 
 def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) -> None:
     cause = Cause(command.command_id, command.actor_id)
+    org = authorized_organization(command, uow)
+    if isinstance(command, c.CreateApiKey):
+        create_key(command, org, uow, cause)
+        return
+    key = existing_key(command, uow)
+    apply_key_command(command, key, org, now, cause)
+    uow.touch(key)
+
+
+def authorized_organization(command: c.KeyCommand, uow: UnitOfWork) -> Organization:
+    """The key's organization, whose rules let the actor manage keys."""
     org = uow.organization(command.organization_id)
     if org is None:
         raise DomainError("unknown_organization", f"no organization {command.organization_id!r}")
     org.require_key_manager(command.actor_id)
-    if isinstance(command, c.CreateApiKey):
-        if uow.key_exists(command.key_id):
-            raise DomainError("key_exists", f"key {command.key_id!r} already exists")
-        key = ApiKey.create(
-            org,
-            command.key_id,
-            name=command.name,
-            location_ids=command.location_ids,
-            role_ids=command.role_ids,
-            off_cells=[(cell.role_id, cell.location_id) for cell in command.role_locations],
-            secret_sha256=command.secret_sha256,
-            secret_hint=command.secret_hint,
-            expires_at=command.expires_at,
-            cause=cause,
-        )
-        org.register_key(command.key_id, cause)
-        uow.touch(org, key)
-        return
-    found = uow.key(command.key_id)
-    if found is None or found.organization_id != command.organization_id:
+    return org
+
+
+def create_key(command: c.CreateApiKey, org: Organization, uow: UnitOfWork, cause: Cause) -> None:
+    if uow.key_exists(command.key_id):
+        raise DomainError("key_exists", f"key {command.key_id!r} already exists")
+    key = ApiKey.create(
+        org,
+        command.key_id,
+        name=command.name,
+        location_ids=command.location_ids,
+        role_ids=command.role_ids,
+        off_cells=[(cell.role_id, cell.location_id) for cell in command.role_locations],
+        secret_sha256=command.secret_sha256,
+        secret_hint=command.secret_hint,
+        expires_at=command.expires_at,
+        cause=cause,
+    )
+    org.register_key(command.key_id, cause)
+    uow.touch(org, key)
+
+
+def existing_key(command: c.KeyCommand, uow: UnitOfWork) -> ApiKey:
+    key = uow.key(command.key_id)
+    if key is None or key.organization_id != command.organization_id:
         raise DomainError("unknown_key", f"no key {command.key_id!r} in this organization")
-    key = found
+    return key
+
+
+def apply_key_command(
+    command: c.KeyCommand, key: ApiKey, org: Organization, now: datetime, cause: Cause
+) -> None:
     match command:
         case c.RenameApiKey(name=name):
             key.rename(name, cause)
@@ -123,7 +157,6 @@ def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) ->
             key.delete(cause)
         case _:
             raise DomainError("invalid_command", f"{type(command).__name__} is not handled")
-    uow.touch(key)
 
 
 def _keys_of(org: Organization, uow: UnitOfWork) -> list[ApiKey]:

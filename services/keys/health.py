@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from services.common.lag import LagTracker, parse_watermark, watermark_key
 from services.common.resilience import Outage, Probe
-from services.keys.event_store import ApiKeysApplication
-from services.keys.relay import stream_top_position
+from services.keys.store import ApiKeysApplication
+from services.keys.streams.relay import stream_top_position
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 1.0

@@ -28,16 +28,16 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
-from services.keys.application import CommandProcessor
-from services.keys.broker import GRACEFUL_SECONDS, build_broker
-from services.keys.consumer import CommandConsumer, ensure_group
-from services.keys.event_store import ApiKeysApplication
 from services.keys.health import Readiness, health_app, monitor
-from services.keys.mapping import PUBLISHED_TOPICS
-from services.keys.relay import EventRelay
-from services.keys.relay_process import RelayProcess
+from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
-from services.keys.upkeep import look_after_pending
+from services.keys.store import ApiKeysApplication
+from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker
+from services.keys.streams.consumer import CommandConsumer, ensure_group
+from services.keys.streams.mapping import PUBLISHED_TOPICS
+from services.keys.streams.relay import EventRelay
+from services.keys.streams.relay_process import RelayProcess
+from services.keys.streams.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
 T = TypeVar("T")
@@ -76,49 +76,58 @@ class KeysService:
             raise ServiceStopped from None
 
     async def start(self) -> None:
-        settings = self.settings
-        app = await self._retry(lambda: asyncio.to_thread(ApiKeysApplication, settings.event_store))
-        self.app = app
-        self.tasks.append(
-            asyncio.create_task(
-                monitor(self.readiness, app, self.probe_redis, settings.events_stream),
-                name="monitor",
-            )
-        )
+        """Open the store, recover, then consume; each step retried through outages."""
+        app = await self._open_store()
         await self._retry(
-            lambda: ensure_group(self.redis, settings.commands_stream, settings.group)
+            lambda: ensure_group(self.redis, self.settings.commands_stream, self.settings.group)
         )
         await self._retry(self._raise_watermark_from_store)
-        processor = CommandProcessor(app)
-        wake = self._start_relay(app)
-        consumer = CommandConsumer(settings, processor, self.redis, on_stored=wake)
-        self.consumer = consumer
-        if self.stop_requested.is_set():
-            raise ServiceStopped
-        self.readiness.store_users.append(consumer.store_outage)
-        self.readiness.redis_users.append(consumer.redis_outage)
+        consumer = self._wire_consumer(app)
         recovered = await consumer.recover_own_pending()
         if recovered:
             log.warning("recovered %d pending command entries", recovered)
-        # the reader's errors are logged once per outage; the upkeep loop's calls tell when
-        # Redis answers again (readiness has its own probe)
-        reader_outage = Outage("Redis (commands reader)", log)
-        broker = build_broker(settings, consumer, reader_outage)
-        await self._retry(broker.start)
-        self.broker = broker
-        self.tasks.append(
-            asyncio.create_task(look_after_pending(consumer, reader_outage), name="upkeep")
-        )
+        await self._start_reading(consumer)
         # what start-up allocated (imports, the library's registries) lives as long as the
         # process: out of the collector's full passes, which otherwise stall the event loop
         gc.collect()
         gc.freeze()
         self.readiness.started = True
+        settings = self.settings
         print(
             f"keys service: consuming {settings.commands_stream} as {settings.consumer} "
             f"(group {settings.group}); health on http://{settings.health_addr}/health",
             flush=True,
         )
+
+    async def _open_store(self) -> ApiKeysApplication:
+        settings = self.settings
+        app = await self._retry(lambda: asyncio.to_thread(ApiKeysApplication, settings.event_store))
+        self.app = app
+        monitoring = monitor(self.readiness, app, self.probe_redis, settings.events_stream)
+        self.tasks.append(asyncio.create_task(monitoring, name="monitor"))
+        return app
+
+    def _wire_consumer(self, app: ApiKeysApplication) -> CommandConsumer:
+        """The processor, the relay it wakes, and the consumer that feeds it."""
+        processor = CommandProcessor(app)
+        wake = self._start_relay(app)
+        consumer = CommandConsumer(self.settings, processor, self.redis, on_stored=wake)
+        self.consumer = consumer
+        if self.stop_requested.is_set():
+            raise ServiceStopped
+        self.readiness.store_users.append(consumer.store_outage)
+        self.readiness.redis_users.append(consumer.redis_outage)
+        return consumer
+
+    async def _start_reading(self, consumer: CommandConsumer) -> None:
+        # the reader's errors are logged once per outage; the upkeep loop's calls tell when
+        # Redis answers again (readiness has its own probe)
+        reader_outage = Outage("Redis (commands reader)", log)
+        broker = build_broker(self.settings, consumer, reader_outage)
+        await self._retry(broker.start)
+        self.broker = broker
+        upkeep = look_after_pending(consumer, reader_outage)
+        self.tasks.append(asyncio.create_task(upkeep, name="upkeep"))
 
     async def _raise_watermark_from_store(self) -> None:
         """Events stored before this start count as stored now (for the relay's lag)."""

@@ -13,11 +13,11 @@ from eventsourcing.persistence import OperationalError
 from redis.asyncio import Redis
 
 from contracts.results import CommandResult
-from services.keys.application import CommandProcessor, Entry
-from services.keys.consumer import CommandConsumer, ensure_group
-from services.keys.event_store import ApiKeysApplication
-from services.keys.replies import Answer
+from services.keys.processor import CommandProcessor, Entry
 from services.keys.settings import KeysSettings
+from services.keys.store import ApiKeysApplication
+from services.keys.streams.consumer import CommandConsumer, ensure_group
+from services.keys.streams.replies import Answer
 from tests.scenario import key_command, organization_setup
 
 pytestmark = pytest.mark.service

@@ -15,9 +15,9 @@ import pytest
 from contracts import commands as c
 from contracts.common import Permission, RoleLocation
 from contracts.results import CommandResult
-from services.keys.application import CommandProcessor, Entry
 from services.keys.domain import ApiKey, Organization
-from services.keys.event_store import ApiKeysApplication
+from services.keys.processor import CommandProcessor, Entry
+from services.keys.store import ApiKeysApplication
 
 pytestmark = pytest.mark.service
 

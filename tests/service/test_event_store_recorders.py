@@ -24,10 +24,10 @@ from eventsourcing.persistence import (
 )
 
 from contracts.commands import command_decoder
-from services.keys.application import CommandProcessor, Entry
 from services.keys.domain import api_key, organization, receipt
-from services.keys.event_store import ApiKeysApplication, persistence_env
-from services.keys.transcoder import FastJSONTranscoder
+from services.keys.processor import CommandProcessor, Entry
+from services.keys.store import ApiKeysApplication, persistence_env
+from services.keys.store.transcoder import FastJSONTranscoder
 from tests.scenario import create_key, key_command, organization_setup
 
 pytestmark = pytest.mark.service
@@ -252,7 +252,7 @@ class TestNotificationIds:
 
 
 def test_the_store_uses_the_batch_recorder_and_fast_transcoder(store_url: str) -> None:
-    from services.keys.recorders import (
+    from services.keys.store.recorders import (
         ArraysPostgresApplicationRecorder,
         BatchSQLiteApplicationRecorder,
     )

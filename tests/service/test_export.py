@@ -11,9 +11,9 @@ import pytest
 
 from contracts.commands import command_decoder
 from contracts.events import event_decoder
-from services.keys.application import CommandProcessor, Entry
-from services.keys.event_store import ApiKeysApplication
-from services.keys.export import export_events
+from services.keys.processor import CommandProcessor, Entry
+from services.keys.store import ApiKeysApplication
+from services.keys.streams.export import export_events
 from tests.scenario import create_key, key_command, organization_setup
 
 pytestmark = pytest.mark.service

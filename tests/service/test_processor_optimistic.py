@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from contracts.commands import command_decoder
-from services.keys.application import CommandProcessor, Entry
 from services.keys.domain import ApiKey
-from services.keys.event_store import ApiKeysApplication
+from services.keys.processor import CommandProcessor, Entry
+from services.keys.store import ApiKeysApplication
 from tests.scenario import create_key, key_command, organization_setup
 
 pytestmark = pytest.mark.service

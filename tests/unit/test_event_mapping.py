@@ -11,8 +11,8 @@ import pytest
 from contracts import events as e
 from contracts.codec import json_encoder
 from contracts.common import Permission
-from services.keys.domain import ApiKey, Cause, CommandReceipt, Organization
-from services.keys.mapping import is_published, to_contract
+from services.keys.domain import ApiKey, Cause, CommandReceipt, Organization, Outcome
+from services.keys.streams.mapping import is_published, to_contract
 
 pytestmark = pytest.mark.unit
 
@@ -288,16 +288,18 @@ class TestBookkeeping:
 
     def test_receipts_are_not_published(self) -> None:
         event = CommandReceipt.recorded(
-            command_id="cmd-1",
-            entry_id="1-0",
-            command_type="EnableApiModule",
-            organization_id="org-1",
-            key_id=None,
-            status="accepted",
+            Outcome(
+                command_id="cmd-1",
+                entry_id="1-0",
+                command_type="EnableApiModule",
+                organization_id="org-1",
+                key_id=None,
+                status="accepted",
+            )
         )
         assert is_published(event) is False
         receipt = event.mutate(None)  # the bare event still builds the aggregate it belongs to
-        assert isinstance(receipt, CommandReceipt) and receipt.status == "accepted"
+        assert isinstance(receipt, CommandReceipt) and receipt.outcome.status == "accepted"
 
     def test_domain_events_are_published(self) -> None:
         org = Organization.register("org-1", DIRECTORY)

@@ -9,7 +9,7 @@ import pytest
 
 from contracts import commands as c
 from contracts.common import Permission, RoleLocation
-from services.keys.intake import Refused, read_entry
+from services.keys.streams.intake import Refused, read_entry
 
 pytestmark = pytest.mark.unit
 

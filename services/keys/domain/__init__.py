@@ -4,6 +4,6 @@
 from services.keys.domain.api_key import ApiKey
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.organization import Organization
-from services.keys.domain.receipt import CommandReceipt
+from services.keys.domain.receipt import CommandReceipt, Outcome
 
-__all__ = ["ApiKey", "Cause", "CommandReceipt", "DomainError", "Organization"]
+__all__ = ["ApiKey", "Cause", "CommandReceipt", "DomainError", "Organization", "Outcome"]

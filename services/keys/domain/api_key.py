@@ -4,36 +4,39 @@ rules that need its reference data (locations and roles must exist)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
-from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from services.keys.domain.base import CausedAggregate
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import key_uuid
-from services.keys.domain.organization import Organization, clean_name
-
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-HINT_MAX = 32
+from services.keys.domain.organization import Organization
+from services.keys.domain.rules import check_secret, clean_name, unique
 
 
-def unique(ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
+def require_valid_contents(
+    org: Organization, locations: list[str], roles: list[str], off_cells: list[tuple[str, str]]
+) -> None:
+    """A new key's locations and roles exist in the organization (at least one location), and
+    each cell switched off names one of them."""
+    if not locations:
+        raise DomainError("locations_required", "at least one network location is required")
+    for location_id in locations:
+        org.require_location(location_id)
+    for role_id in roles:
+        org.require_role(role_id)
+    for role_id, location_id in off_cells:
+        if role_id not in roles:
+            raise DomainError("role_not_on_key", f"role {role_id!r} is not on the key")
+        if location_id not in locations:
+            raise DomainError("location_not_on_key", f"{location_id!r} is not on the key")
 
 
-def check_secret(secret_sha256: str, secret_hint: str) -> None:
-    if not SHA256_HEX.fullmatch(secret_sha256):
-        raise DomainError("invalid_secret_hash", "secret_sha256 must be 64 lowercase hex digits")
-    if len(secret_hint) > HINT_MAX:
-        raise DomainError("invalid_secret_hint", f"secret_hint has at most {HINT_MAX} characters")
-
-
-class ApiKey(Aggregate):
-    class Event(Aggregate.Event):
-        command_id: str | None
-        actor_id: str | None
+class ApiKey(CausedAggregate):
+    class Event(CausedAggregate.Event):
+        """An event of the key (who caused it: see ``CausedAggregate``)."""
 
     class Created(Event, Aggregate.Created):
         organization_id: str
@@ -99,40 +102,21 @@ class ApiKey(Aggregate):
     ) -> ApiKey:
         clean = clean_name(name)
         locations, roles = unique(location_ids), unique(role_ids)
-        if not locations:
-            raise DomainError("locations_required", "at least one network location is required")
-        for location_id in locations:
-            org.require_location(location_id)
-        for role_id in roles:
-            org.require_role(role_id)
-        for role_id, location_id in off_cells:
-            if role_id not in roles:
-                raise DomainError("role_not_on_key", f"role {role_id!r} is not on the key")
-            if location_id not in locations:
-                raise DomainError("location_not_on_key", f"{location_id!r} is not on the key")
+        require_valid_contents(org, locations, roles, off_cells)
         check_secret(secret_sha256, secret_hint)
-        return cast(
-            ApiKey,
-            cls._create(
-                cls.Created,
-                id=cls.create_id(key_id),
-                organization_id=org.organization_id,
-                key_id=key_id,
-                name=clean,
-                location_ids=locations,
-                role_ids=roles,
-                off_cells=[list(c) for c in dict.fromkeys(off_cells)],
-                secret_sha256=secret_sha256,
-                secret_hint=secret_hint,
-                expires_at=expires_at,
-                command_id=cause.command_id,
-                actor_id=cause.actor_id,
-            ),
-        )
-
-    def _emit(self, event_class: type[Event], cause: Cause, **fields: Any) -> None:
-        self.trigger_event(
-            event_class, command_id=cause.command_id, actor_id=cause.actor_id, **fields
+        return cls._create_caused(
+            cls.Created,
+            cls.create_id(key_id),
+            cause,
+            organization_id=org.organization_id,
+            key_id=key_id,
+            name=clean,
+            location_ids=locations,
+            role_ids=roles,
+            off_cells=[list(c) for c in dict.fromkeys(off_cells)],
+            secret_sha256=secret_sha256,
+            secret_hint=secret_hint,
+            expires_at=expires_at,
         )
 
     # --- guards ------------------------------------------------------------------------------

@@ -4,16 +4,14 @@ who holds API Administrator, the location tree and the roles."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from services.keys.domain.base import CausedAggregate
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import organization_uuid
-
-SCOPES = ("everywhere", "location_and_below", "location_only", "own_items")
-MAX_NAME = 100
+from services.keys.domain.rules import clean_name, clean_permissions
 
 
 @dataclass(frozen=True)
@@ -28,30 +26,9 @@ class Role:
     permissions: tuple[tuple[str, str], ...]  # (permission, scope)
 
 
-def clean_name(name: str) -> str:
-    trimmed = name.strip()
-    if not trimmed:
-        raise DomainError("name_required", "a name is required")
-    if len(trimmed) > MAX_NAME:
-        raise DomainError("name_too_long", f"a name has at most {MAX_NAME} characters")
-    return trimmed
-
-
-def clean_permissions(permissions: list[list[str]]) -> list[list[str]]:
-    seen: dict[tuple[str, str], None] = {}
-    for permission, scope in permissions:
-        if not permission.strip():
-            raise DomainError("invalid_permission", "a permission needs a name")
-        if scope not in SCOPES:
-            raise DomainError("invalid_scope", f"scope must be one of {', '.join(SCOPES)}")
-        seen[(permission.strip(), scope)] = None
-    return [list(p) for p in seen]
-
-
-class Organization(Aggregate):
-    class Event(Aggregate.Event):
-        command_id: str | None
-        actor_id: str | None
+class Organization(CausedAggregate):
+    class Event(CausedAggregate.Event):
+        """An event of the organization (who caused it: see ``CausedAggregate``)."""
 
     class Registered(Event, Aggregate.Created):
         organization_id: str
@@ -71,20 +48,8 @@ class Organization(Aggregate):
 
     @classmethod
     def register(cls, organization_id: str, cause: Cause) -> Organization:
-        return cast(
-            Organization,
-            cls._create(
-                cls.Registered,
-                id=cls.create_id(organization_id),
-                organization_id=organization_id,
-                command_id=cause.command_id,
-                actor_id=cause.actor_id,
-            ),
-        )
-
-    def _emit(self, event_class: type[Event], cause: Cause, **fields: Any) -> None:
-        self.trigger_event(
-            event_class, command_id=cause.command_id, actor_id=cause.actor_id, **fields
+        return cls._create_caused(
+            cls.Registered, cls.create_id(organization_id), cause, organization_id=organization_id
         )
 
     # --- guards ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ by msgspec, which escapes strings and writes integers exactly as `json` does wit
 outside that plain subset (floats, subclasses of JSON types, non-string keys, ...) is encoded
 by the stock code, so the output never differs. Decoding is the stock decoder's.
 
-Selected through eventsourcing's `TRANSCODER_TOPIC` (see `event_store`).
+Selected through eventsourcing's `TRANSCODER_TOPIC` (see `store.application`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,27 @@
 """The relay as a supervised child process: woken through a pipe after each stored batch,
 restarted within a second when it exits, and ended when the keys service ends (the pipe's
-end of file, and the kernel's parent-death signal, tell it so)."""
+end of file, and the kernel's parent-death signal, tell it so). ``RelayProcess`` is the
+parent's side; ``run_relay_process`` is the child's entry point."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from multiprocessing.process import BaseProcess
+from typing import Any
 
-from services.common.resilience import Backoff
-from services.keys.relay import run_relay_process
+from services.common.lifeline import die_with_parent
+from services.common.redis_client import connect
+from services.common.resilience import Backoff, Outage, Stopping, keep_trying
 from services.keys.settings import KeysSettings
+from services.keys.store import ApiKeysApplication
+from services.keys.streams.relay import EventRelay
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 0.2
@@ -117,3 +124,63 @@ async def _exited(process: BaseProcess) -> None:
                 await asyncio.wait_for(asyncio.shield(done), CHECK_SECONDS * 25)
     finally:
         loop.remove_reader(sentinel)
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: int) -> None:
+    """The relay as a process of its own. The keys service writes a byte to ``wake_fd`` after
+    each stored batch; end of file there means the keys service is gone, and so the relay
+    ends too."""
+    parent_gone = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    os.set_blocking(wake_fd, False)
+    try:  # a relay started during a store outage waits for the store
+        app = await keep_trying(
+            lambda: asyncio.to_thread(ApiKeysApplication, event_store),
+            Outage("relay's event store", log),
+            parent_gone.is_set,
+            Backoff(cap=5.0),
+        )
+    except Stopping:
+        return
+    redis = connect(redis_url)
+    relay = EventRelay(app, redis, stream)
+    gc.collect()
+    gc.freeze()  # start-up's objects out of the collector's full passes
+
+    def readable() -> None:
+        try:
+            data = os.read(wake_fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(wake_fd)
+            parent_gone.set()
+        relay.wake.set()
+
+    loop.add_reader(wake_fd, readable)
+    try:
+        await relay.run(IDLE_POLL_SECONDS, alive=lambda: not parent_gone.is_set())
+    finally:
+        await redis.aclose()
+        app.close()
+
+
+RELAY_NICENESS = 5
+# how often an idle relay looks at the store without being woken (another writer's events)
+IDLE_POLL_SECONDS = 1.0
+
+
+def run_relay_process(event_store: str, redis_url: str, stream: str, wake: Any) -> None:
+    """Entry point of the relay process (``wake``: the read end of the wake-up pipe)."""
+    die_with_parent()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the relay stops
+    # The command path comes first when both cores are busy: the relay is a follower whose
+    # lag drains as soon as there is room.
+    os.nice(RELAY_NICENESS)
+    fd = wake.fileno()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(relay_forever(event_store, redis_url, stream, fd))

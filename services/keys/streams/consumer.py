@@ -18,8 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -33,14 +32,14 @@ from services.common.resilience import (
     is_transient,
     keep_trying,
 )
-from services.keys.application import CommandProcessor, Entry
-from services.keys.intake import Refused, read_entry
-from services.keys.replies import Answer, Replies, dead_letter, failures_key, text
+from services.keys.processor import CommandProcessor, Entry
 from services.keys.settings import KeysSettings
+from services.keys.streams.intake import Refused, read_entry
+from services.keys.streams.pending import OwnPending, RawEntry
+from services.keys.streams.replies import Answer, Replies, dead_letter, failures_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RawEntry = tuple[bytes, dict[bytes, bytes]]
 # entries held during an outage are re-claimed this often, so no other replica takes them
 HOLD_CLAIM_SECONDS = 5.0
 
@@ -74,6 +73,7 @@ class CommandConsumer:
         self.store_worker = Worker("event-store")
         self.replies = Replies(settings, redis, self.redis_outage, lambda: self.stopping)
         self.parked: set[str] = set()  # left pending after failing: not lost, retried later
+        self.pending = OwnPending(settings, redis, self.parked, self._redis)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class CommandConsumer:
                 return  # left pending: a restarted consumer finishes its own entries first
             try:
                 recovered: set[str] = set()
-                if ids and await self._lost_before(ids[0].decode()):
+                if ids and await self.pending.lost_before(ids[0].decode()):
                     await self._recover_own_pending(recovered)  # this batch's entries too
                 kept = [
                     (i, d) for i, d in zip(ids, datas, strict=True) if i.decode() not in recovered
@@ -192,22 +192,7 @@ class CommandConsumer:
             await asyncio.sleep(backoff.next_delay())
             if time.monotonic() - last_claim > HOLD_CLAIM_SECONDS:
                 last_claim = time.monotonic()
-                await self._hold([e.entry_id for e in entries])
-
-    async def _hold(self, entry_ids: list[str]) -> None:
-        """Reset the idle time of entries in hand (XCLAIM JUSTID does not count a delivery)."""
-        try:
-            await self.redis.xclaim(
-                self.settings.commands_stream,
-                self.settings.group,
-                self.settings.consumer,
-                min_idle_time=0,
-                message_ids=list[Any](entry_ids),
-                justid=True,
-            )
-        except Exception as error:
-            if not is_transient(error):
-                raise
+                await self.pending.hold([e.entry_id for e in entries])
 
     async def _count_failure(self, entry_id: str, data: dict[bytes, bytes]) -> DeadLetter | None:
         """One more failed handling; a dead letter once the budget is spent, else parked."""
@@ -233,51 +218,16 @@ class CommandConsumer:
 
     # -- own pending entries -------------------------------------------------------------------
 
-    async def _lost_before(self, entry_id: str) -> bool:
-        """Whether this consumer holds pending entries older than ``entry_id`` that it is not
-        deliberately leaving pending (entries delivered in a reply that never arrived)."""
-        pending = await self._redis(
-            lambda: self.redis.xpending_range(
-                self.settings.commands_stream,
-                self.settings.group,
-                min="-",
-                max=f"({entry_id}",
-                count=len(self.parked) + 1,
-                consumername=self.settings.consumer,
-            )
-        )
-        return any(text(p["message_id"]) not in self.parked for p in pending)
-
     async def lost_entries_idle(self, idle_ms: int) -> bool:
         """Whether own entries not parked have been pending longer than ``idle_ms``."""
-        pending = await self.redis.xpending_range(
-            self.settings.commands_stream,
-            self.settings.group,
-            min="-",
-            max="+",
-            count=len(self.parked) + 1,
-            consumername=self.settings.consumer,
-            idle=idle_ms,
-        )
-        return any(text(p["message_id"]) not in self.parked for p in pending)
+        return await self.pending.lost_idle(idle_ms)
 
     async def _recover_own_pending(self, seen: set[str] | None = None) -> int:
         """Own pending entries, read again from the oldest, handled in order (their ids are
         added to ``seen``)."""
         total, start = 0, "0"
         while True:
-            reply: Any = await self._redis(
-                partial(
-                    self.redis.xreadgroup,
-                    self.settings.group,
-                    self.settings.consumer,
-                    {self.settings.commands_stream: start},
-                    count=self.settings.batch_size,
-                )
-            )
-            entries: list[RawEntry] = (
-                [(i, d) for _, batch in reply for i, d in batch if d] if reply else []
-            )
+            entries = await self.pending.read_after(start)
             if not entries:
                 return total
             await self._handle_redelivered(entries)

@@ -9,7 +9,7 @@ import logging
 import time
 
 from services.common.resilience import Outage, is_transient
-from services.keys.consumer import CommandConsumer
+from services.keys.streams.consumer import CommandConsumer
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 1.0

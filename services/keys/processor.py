@@ -1,4 +1,4 @@
-"""The application layer: turn a batch of commands into stored events and one result each.
+"""The batch processor: turn a batch of commands into stored events and one result each.
 
 Commands are applied in stream order to cached aggregates; the events of the whole batch,
 each command followed by its receipt, are saved in one transaction (`app.events.put(events)`
@@ -16,18 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from contracts.commands import AnyCommand, KeyCommand
+from contracts.commands import AnyCommand
 from contracts.results import CommandResult, Error
-from services.keys.aggregate_cache import AggregateCache
+from services.keys.cache import AggregateCache
 from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
-from services.keys.event_store import ApiKeysApplication
 from services.keys.handlers import handle
+from services.keys.outcomes import base_result, last_event_of, receipt_for, replayed, result_from
+from services.keys.store import ApiKeysApplication
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class CommandProcessor:
     ):
         self.app = app
         self.clock = clock
-        self.cache = AggregateCache(app, cache_size)
+        self.cache = AggregateCache(app.repository.get, cache_size)
         self.recent: OrderedDict[str, tuple[str, CommandResult]] = OrderedDict()
         self.recent_size = recent_size
         self.last_written = 0
@@ -133,7 +133,7 @@ class CommandProcessor:
                 command = entry.command
                 earlier = in_batch.get(command.command_id)
                 if earlier is not None:
-                    duplicate = _base_result(command, "duplicate")
+                    duplicate = base_result(command, "duplicate")
                     planned.append(Planned(entry, duplicate, None, earlier))
                     continue
                 known = self._known_outcome(entry, look_up_receipts)
@@ -159,7 +159,7 @@ class CommandProcessor:
     def _apply(self, entry: Entry, now: datetime, careful: bool) -> tuple[Planned, list[Any]]:
         command = entry.command
         work = BatchWork(self.cache, careful)
-        result = _base_result(command, "accepted")
+        result = base_result(command, "accepted")
         try:
             handle(command, work, now)
         except DomainError as error:
@@ -171,18 +171,7 @@ class CommandProcessor:
         for aggregate in work.touched:
             self.cache.pin(aggregate)  # later commands of the batch see the change
         last = events[-1] if events else None
-        receipt = CommandReceipt.recorded(
-            command_id=command.command_id,
-            entry_id=entry.entry_id,
-            command_type=type(command).__name__,
-            organization_id=command.organization_id,
-            key_id=result.key_id,
-            status=result.status,
-            error_code=result.error.code if result.error else None,
-            error_message=result.error.message if result.error else None,
-            last_event_id=last.originator_id.hex if last else None,
-            last_event_version=last.originator_version if last else None,
-        )
+        receipt = receipt_for(entry.entry_id, command, result, last)
         events.append(receipt)
         return Planned(entry, result, last), events
 
@@ -191,36 +180,27 @@ class CommandProcessor:
         remembered = self.recent.get(command_id)
         if remembered is not None:
             entry_id, result = remembered
-            return _replayed(result, entry_id == entry.entry_id)
+            return replayed(result, entry_id == entry.entry_id)
         if not look_up_receipts:
             return None
         try:
             receipt: CommandReceipt = self.app.repository.get(CommandReceipt.create_id(command_id))
         except AggregateNotFoundError:
             return None
-        original = CommandResult(
-            command_id=receipt.command_id,
-            type=receipt.command_type,
-            status="accepted" if receipt.status == "accepted" else "rejected",
-            organization_id=receipt.organization_id,
-            key_id=receipt.key_id,
-            error=Error(receipt.error_code, receipt.error_message or "")
-            if receipt.error_code
-            else None,
-        )
-        if receipt.last_event_id and receipt.last_event_version is not None:
-            original.position = self.app.position_of(
-                UUID(receipt.last_event_id), receipt.last_event_version
-            )
-        self._remember(command_id, receipt.entry_id, original)
-        return _replayed(original, receipt.entry_id == entry.entry_id)
+        outcome = receipt.outcome
+        original = result_from(outcome)
+        last = last_event_of(outcome)
+        if last is not None:
+            original.position = self.app.position_of(*last)
+        self._remember(command_id, outcome.entry_id, original)
+        return replayed(original, outcome.entry_id == entry.entry_id)
 
     def _finish(self, planned: list[Planned], positions: dict[int, int]) -> list[CommandResult]:
         results: list[CommandResult] = []
         for plan in planned:
             if plan.duplicate_of is not None:
                 first = results[plan.duplicate_of]
-                results.append(_replayed(first, same_entry=False))
+                results.append(replayed(first, same_entry=False))
                 continue
             if plan.last_event is not None and plan.result.status == "accepted":
                 plan.result.position = positions[id(plan.last_event)]
@@ -234,31 +214,6 @@ class CommandProcessor:
         self.recent[command_id] = (entry_id, result)
         if len(self.recent) > self.recent_size:
             self.recent.popitem(last=False)
-
-
-def _base_result(command: AnyCommand, status: Any) -> CommandResult:
-    return CommandResult(
-        command_id=command.command_id,
-        type=type(command).__name__,
-        status=status,
-        organization_id=command.organization_id,
-        key_id=command.key_id if isinstance(command, KeyCommand) else None,
-    )
-
-
-def _replayed(original: CommandResult, same_entry: bool) -> CommandResult:
-    """A redelivered entry gets its original outcome; another entry is a duplicate."""
-    if same_entry:
-        return original
-    return CommandResult(
-        command_id=original.command_id,
-        type=original.type,
-        status="duplicate",
-        organization_id=original.organization_id,
-        key_id=original.key_id,
-        position=original.position,
-        error=original.error,
-    )
 
 
 def _has_pending(aggregate: Aggregate) -> bool:

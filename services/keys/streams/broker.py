@@ -14,8 +14,8 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
 from services.common.resilience import Outage, is_transient
-from services.keys.consumer import CommandConsumer
 from services.keys.settings import KeysSettings
+from services.keys.streams.consumer import CommandConsumer
 
 # the broker waits this long for the batch in hand when stopping (SIGTERM allows 10 s in all)
 GRACEFUL_SECONDS = 4.0

@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from services.keys.event_store import ApiKeysApplication
+Load = Callable[[UUID], Aggregate]  # raises AggregateNotFoundError (a repository's `get`)
 
 
 class AggregateCache:
-    """Aggregates as of the last saved batch, most recently used last. Aggregates changed by
-    the batch in progress are pinned: they cannot be evicted before the batch is saved."""
+    """Aggregates as of the last saved batch, least recently used first (evicted first).
+    Aggregates changed by the batch in progress are pinned: they cannot be evicted before the
+    batch is saved."""
 
-    def __init__(self, app: ApiKeysApplication, capacity: int):
-        self.app = app
+    def __init__(self, load: Load, capacity: int):
+        self.load = load
         self.capacity = capacity
         self.items: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.pinned: dict[UUID, Aggregate] = {}
 
     def get(self, aggregate_id: UUID) -> Any:
-        found = self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
+        found = self.cached(aggregate_id)
         if found is not None:
             return found
         try:
-            found = self.app.repository.get(aggregate_id)
+            found = self.load(aggregate_id)
         except AggregateNotFoundError:
             return None
         self.items[aggregate_id] = found
@@ -35,7 +37,14 @@ class AggregateCache:
         return found
 
     def cached(self, aggregate_id: UUID) -> Any:
-        return self.pinned.get(aggregate_id) or self.items.get(aggregate_id)
+        """The aggregate if it is cached (a hit counts as a use), without loading it."""
+        found = self.pinned.get(aggregate_id)
+        if found is not None:
+            return found
+        found = self.items.get(aggregate_id)
+        if found is not None:
+            self.items.move_to_end(aggregate_id)
+        return found
 
     def pin(self, aggregate: Aggregate) -> None:
         self.pinned[aggregate.id] = aggregate

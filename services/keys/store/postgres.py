@@ -1,8 +1,8 @@
 """The eventsourcing PostgreSQL factory, with connections that notice a silent peer.
 
-Selected through eventsourcing's ``PERSISTENCE_MODULE`` (see ``event_store``); the library has
-no setting for libpq's keepalives, so they are added to its pool's connection arguments before
-the pool opens.
+Selected through eventsourcing's ``PERSISTENCE_MODULE`` (see ``store.application``); the
+library has no setting for libpq's keepalives, so they are added to its pool's connection
+arguments before the pool opens.
 """
 
 from __future__ import annotations
