@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def mixed_workload(count: int, org: str = "bench", keys: int = 2000) -> list[dict[str, Any]]:
     """Directory set-up, then key creation and a mix of key commands, `count` in all."""
     sys.path.insert(0, str(ROOT))
-    from tests.scenario import create_key, key_command, organization_setup
+    from tests.support.scenario import create_key, key_command, organization_setup
 
     commands = organization_setup(org, locations=10, roles=4)
     keys = min(keys, max(1, count // 5))

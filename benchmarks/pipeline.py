@@ -119,7 +119,7 @@ async def _steady(stack: Stack, rate: int, seconds: float) -> dict[str, float]:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.scenario import create_key, key_command, organization_setup
+    from tests.support.scenario import create_key, key_command, organization_setup
 
     client = redis.asyncio.Redis.from_url(stack.env["REDIS_URL"])
     setup = organization_setup("steady", locations=3, roles=1)

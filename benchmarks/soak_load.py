@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tests.scenario import create_key, key_command, organization_setup
+from tests.support.scenario import create_key, key_command, organization_setup
 
 ORG = "soak"
 COMMANDS, RESULTS = "apikeys.commands", "apikeys.results"

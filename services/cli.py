@@ -44,45 +44,55 @@ def run(_: argparse.Namespace) -> int:
     var = Path(env.get("APIKEYS_VAR_DIR", "var"))
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
-    redis: EmbeddedRedis | None = None
+    redis = None if env.get("REDIS_URL") else _embedded_redis(env, var)
     try:
-        if not env.get("REDIS_URL"):
-            port = int(env.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT))
-            redis = EmbeddedRedis(var / "redis", port)
-            embedded = redis
-            supervisor.add(Child("redis", lambda: _started(embedded), stop_last=True))
-            env["REDIS_URL"] = redis.url
-            print(
-                f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)", flush=True
-            )
-        else:
-            print(f"redis        {redacted(env['REDIS_URL'])}", flush=True)
+        _add_redis(supervisor, env, redis, var)
         env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
         env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
-        http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
-        keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
-        keys = supervisor.add(
-            Child("keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env))
-        )
-        wait_for_health(f"http://{keys_health}/health", keys, supervisor)
-        print(f"keys         event store {redacted(env['APIKEYS_EVENT_STORE'])}", flush=True)
-        projections = supervisor.add(
-            Child(
-                "projection service",
-                lambda: spawn([sys.executable, "-m", "services.projections"], env),
-            )
-        )
-        wait_for_health(f"http://{http_addr}/health", projections, supervisor)
-        if not supervisor.stopping:
-            print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
-            print(
-                f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True
-            )
+        _add_services(supervisor, env)
         return supervisor.watch()
     finally:
         supervisor.stop_all()
         if redis is not None:
             redis.stop()
+
+
+def _embedded_redis(env: dict[str, str], var: Path) -> EmbeddedRedis:
+    port = int(env.get("APIKEYS_EMBEDDED_REDIS_PORT", DEFAULT_EMBEDDED_REDIS_PORT))
+    return EmbeddedRedis(var / "redis", port)
+
+
+def _add_redis(
+    supervisor: Supervisor, env: dict[str, str], redis: EmbeddedRedis | None, var: Path
+) -> None:
+    """The embedded Redis as a child (when REDIS_URL names none); sets REDIS_URL for the rest."""
+    if redis is None:
+        print(f"redis        {redacted(env['REDIS_URL'])}", flush=True)
+        return
+    supervisor.add(Child("redis", lambda: _started(redis), stop_last=True))
+    env["REDIS_URL"] = redis.url
+    print(f"redis        {redis.url} (embedded, data in {var / 'redis'}, AOF on)", flush=True)
+
+
+def _add_services(supervisor: Supervisor, env: dict[str, str]) -> None:
+    """The keys service, then the projection service, each once its predecessor answers."""
+    http_addr = env.setdefault("APIKEYS_HTTP_ADDR", "127.0.0.1:8080")
+    keys_health = env.setdefault("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081")
+    keys = supervisor.add(
+        Child("keys service", lambda: spawn([sys.executable, "-m", "services.keys"], env))
+    )
+    wait_for_health(f"http://{keys_health}/health", keys, supervisor)
+    print(f"keys         event store {redacted(env['APIKEYS_EVENT_STORE'])}", flush=True)
+    projections = supervisor.add(
+        Child(
+            "projection service",
+            lambda: spawn([sys.executable, "-m", "services.projections"], env),
+        )
+    )
+    wait_for_health(f"http://{http_addr}/health", projections, supervisor)
+    if not supervisor.stopping:
+        print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
+        print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True)
 
 
 def _started(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:

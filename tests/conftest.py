@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.embedded_redis import EmbeddedRedis
+from tests.support.stores import STORES
 
 POSTGRES_DSN = os.environ.get("APIKEYS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TIERS = ("unit", "service", "integration", "faults")  # a folder of tests/ each, and its marker
@@ -82,7 +83,7 @@ def postgres_url(postgres_dsn: str) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def event_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'events.db'}"

@@ -12,6 +12,7 @@ from tests.faults.deployment import RunDeployment, SplitDeployment, StoreUrls, S
 from tests.faults.processes import ProcessHarness
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
+from tests.support.stores import STORES
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def fault_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUrls:
     """The event store and the view store: SQLite files, or a PostgreSQL schema of the test's
     own (``postgres_url`` drops it afterwards). Override with indirect parametrization."""

@@ -24,7 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.scenario import create_key, key_command, organization_setup
+from tests.support.scenario import create_key, key_command, organization_setup
 
 ACCEPTED, REJECTED, DUPLICATE = "accepted", "rejected", "duplicate"
 TOGGLE_KEYS = 8

@@ -3,13 +3,9 @@ fault test that fails is telling about the fault."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.faults import checks
 from tests.faults.deployment import SplitDeployment
 from tests.faults.flow import FaultRun
-
-pytestmark = pytest.mark.faults
 
 
 def test_without_a_fault_every_invariant_holds(split_deployment: SplitDeployment) -> None:

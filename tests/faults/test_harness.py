@@ -22,8 +22,6 @@ from tests.faults.processes import MARKER_VARIABLE, ProcessHarness, is_gone
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
 
-pytestmark = pytest.mark.faults
-
 FAST_ERROR_SECONDS = 0.5
 
 

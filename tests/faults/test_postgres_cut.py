@@ -12,7 +12,6 @@ from tests.faults.deployment import SplitDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.proxy import TcpProxy
 
-pytestmark = pytest.mark.faults
 CUT_SECONDS = 10.0
 RECOVERY_TIMEOUT_SECONDS = 20.0
 READY_AGAIN_WITHIN_SECONDS = 10.0

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from tests.faults import checks
 from tests.faults.deployment import SplitDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
 
-pytestmark = pytest.mark.faults
 CUT_SECONDS = 10.0
 RECOVERY_TIMEOUT_SECONDS = 20.0
 READY_AGAIN_WITHIN_SECONDS = 10.0

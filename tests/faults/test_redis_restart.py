@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.faults import checks
 from tests.faults.deployment import SplitDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.redis_server import RestartableRedis
 
-pytestmark = pytest.mark.faults
 DOWN_SECONDS = 2.0
 RECOVERY_TIMEOUT_SECONDS = 20.0
 READY_AGAIN_WITHIN_SECONDS = 10.0

@@ -6,14 +6,12 @@ from __future__ import annotations
 import time
 
 import psutil
-import pytest
 
 from tests.faults import checks
 from tests.faults.deployment import SplitDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.processes import relay_children, wait_gone
 
-pytestmark = pytest.mark.faults
 RELAY_BACK_WITHIN_SECONDS = 1.0
 RECOVERY_TIMEOUT_SECONDS = 20.0
 

@@ -10,7 +10,6 @@ from tests.faults.deployment import RunDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.processes import children_running, embedded_redis_children, wait_gone
 
-pytestmark = pytest.mark.faults
 WHOLE_AGAIN_WITHIN_SECONDS = 10.0
 MODULES = {"keys": "services.keys", "projections": "services.projections"}
 

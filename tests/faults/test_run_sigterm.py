@@ -9,13 +9,11 @@ import subprocess
 import time
 
 import psutil
-import pytest
 
 from tests.faults.deployment import RunDeployment
 from tests.faults.flow import FaultRun
 from tests.faults.processes import describe_process, wait_gone
 
-pytestmark = pytest.mark.faults
 EXIT_WITHIN_SECONDS = 10.0
 
 

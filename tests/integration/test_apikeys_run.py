@@ -17,8 +17,6 @@ from contracts.tokens import new_token, token_hint, token_sha256
 from services.embedded_redis import free_port
 from tests.integration.keys_process import wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def http_json(url: str, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None

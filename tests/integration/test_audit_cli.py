@@ -17,15 +17,14 @@ from services.projections.feed.consumer import apply_batch
 from services.projections.runtime.live import LiveReadModel
 from services.projections.runtime.settings import Settings
 from services.projections.store import open_store
-from tests.projection_builders import stream_fields
-from tests.service.test_projection_audit import entries
-from tests.unit.test_projection_audit import scenario
+from tests.support.audit_scenario import entries, scenario
+from tests.support.projection_builders import stream_fields
+from tests.support.stores import STORES
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def settings(request, redis_url: str, unique: str, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_dsn")

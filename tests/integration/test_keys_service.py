@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.keys_process import KeysProcess, wait_until
-from tests.scenario import create_key, key_command, organization_setup
-
-pytestmark = pytest.mark.integration
+from tests.support.scenario import create_key, key_command, organization_setup
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from contracts import events as ev
+from contracts.common import SCOPES
 from contracts.tokens import new_token, token_sha256
 from services.embedded_redis import free_port
 from services.projections import model as rules
@@ -28,15 +29,15 @@ from services.projections.model.answers import permissions_answer
 from services.projections.runtime.settings import Settings
 from services.projections.store import open_store
 from services.projections.store.batch import Batch
-from tests.projection_builders import EventLog, stream_fields
+from tests.support.projection_builders import EventLog, stream_fields
+from tests.support.stores import STORES
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = [f"key-{n}" for n in range(30)]
 LOCATIONS = [f"loc-{n}" for n in range(12)]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def settings(request, redis_url: str, unique: str, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "postgres":
         store_url = request.getfixturevalue("postgres_dsn")
@@ -134,9 +135,8 @@ def history(tokens: dict[str, str]) -> EventLog:
     log = EventLog("org-int", step=2).setup()
     for n, location in enumerate(LOCATIONS):
         log.location(location, LOCATIONS[rng.randrange(n)] if n else None)
-    scopes = ["everywhere", "location_and_below", "location_only", "own_items"]
     for role in ("r1", "r2", "r3"):
-        log.role(role, *((p, rng.choice(scopes)) for p in rng.sample(["view", "edit", "admin"], 2)))
+        log.role(role, *((p, rng.choice(SCOPES)) for p in rng.sample(["view", "edit", "admin"], 2)))
     for key in KEYS:
         tokens[key] = new_token()
         locations = rng.sample(LOCATIONS, 2)
@@ -176,7 +176,7 @@ def history(tokens: dict[str, str]) -> EventLog:
         else:
             log.role(
                 rng.choice(["r1", "r2", "r3"]),
-                (rng.choice(["view", "edit"]), rng.choice(scopes)),
+                (rng.choice(["view", "edit"]), rng.choice(SCOPES)),
                 changed=True,
             )
     return log

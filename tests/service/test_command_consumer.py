@@ -18,9 +18,7 @@ from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.consumer import CommandConsumer, ensure_group
 from services.keys.streams.replies import Answer
-from tests.scenario import key_command, organization_setup
-
-pytestmark = pytest.mark.service
+from tests.support.scenario import key_command, organization_setup
 
 
 class FailingOn(CommandProcessor):

@@ -18,8 +18,7 @@ from contracts.results import CommandResult
 from services.keys.domain import ApiKey, Organization
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication
-
-pytestmark = pytest.mark.service
+from tests.support.stores import STORES
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SHA_A = "a" * 64
@@ -30,7 +29,7 @@ VIEW = [Permission("view", "location_and_below")]
 # --- stores ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/events.db"

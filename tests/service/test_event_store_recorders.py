@@ -28,12 +28,11 @@ from services.keys.domain import api_key, organization, receipt
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication, persistence_env
 from services.keys.store.transcoder import FastJSONTranscoder
-from tests.scenario import create_key, key_command, organization_setup
+from tests.support.scenario import create_key, key_command, organization_setup
+from tests.support.stores import STORES
 
-pytestmark = pytest.mark.service
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/events.db"

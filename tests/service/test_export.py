@@ -7,16 +7,13 @@ import json
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from contracts.commands import command_decoder
 from contracts.events import event_decoder
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.export import export_events
-from tests.scenario import create_key, key_command, organization_setup
-
-pytestmark = pytest.mark.service
+from tests.support.scenario import create_key, key_command, organization_setup
 
 
 def fill(url: str) -> None:

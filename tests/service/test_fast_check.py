@@ -15,9 +15,7 @@ import pytest
 from services.projections import model as rules
 from services.projections.http.app import create_app, served
 from services.projections.runtime.live import LiveReadModel
-from tests.service.test_projection_api import NOW, populated
-
-pytestmark = pytest.mark.service
+from tests.support.projection_api import NOW, populated
 
 KEYS = ["k1", "k2", "missing"]
 PERMISSIONS = ["view", "edit", "nothing"]

@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from contracts.commands import command_decoder
 from services.keys.domain import ApiKey
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication
-from tests.scenario import create_key, key_command, organization_setup
-
-pytestmark = pytest.mark.service
+from tests.support.scenario import create_key, key_command, organization_setup
 
 
 def entries(*commands: dict, start: int = 0) -> list[Entry]:

@@ -10,35 +10,12 @@ import httpx
 import pytest
 
 from contracts import events as ev
-from contracts.tokens import new_token, token_sha256
+from contracts.tokens import new_token
 from services.projections import model as rules
 from services.projections.http.app import create_app
 from services.projections.runtime.live import LiveReadModel
-from tests.projection_builders import T0, EventLog
-
-pytestmark = pytest.mark.service
-
-NOW = T0 + timedelta(days=1)
-TOKEN = new_token()
-OLD_TOKEN = new_token()
-
-
-def populated() -> EventLog:
-    log = EventLog().setup()
-    log.location("hq")
-    log.location("plant", "hq")
-    log.location("line", "plant")
-    log.role("viewer", ("view", "location_and_below"), ("edit", "own_items"))
-    log.create_key("k1", ["plant"], ["viewer"], secret_sha256=token_sha256(OLD_TOKEN))
-    log.key(
-        ev.KeySecretRotated,
-        "k1",
-        secret_sha256=token_sha256(TOKEN),
-        previous_secret_sha256=token_sha256(OLD_TOKEN),
-        previous_secret_valid_until=NOW + timedelta(hours=1),
-    )
-    log.create_key("k2", ["hq"], ["viewer"], enabled=False)
-    return log
+from tests.support.projection_api import NOW, OLD_TOKEN, TOKEN, check_url, populated
+from tests.support.projection_builders import EventLog
 
 
 @pytest.fixture
@@ -62,11 +39,6 @@ async def client(live: LiveReadModel, clock: list) -> AsyncIterator[httpx.AsyncC
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
-
-
-def check_url(key: str = "k1", permission: str = "view", location: str = "line", **extra) -> str:
-    query = f"key_id={key}&permission={permission}&location_id={location}"
-    return "/v1/check?" + "&".join([query, *(f"{k}={v}" for k, v in extra.items())])
 
 
 class TestCheck:

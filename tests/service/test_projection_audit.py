@@ -21,21 +21,11 @@ from services.projections.runtime.live import LiveReadModel
 from services.projections.store import event_log, open_store
 from services.projections.store.batch import full_batch
 from services.projections.store.sql import SqlViewStore
-from tests.projection_builders import stream_fields
-from tests.unit.test_projection_audit import TICK, TimedLog, day, scenario
-
-pytestmark = pytest.mark.service
+from tests.support.audit_scenario import TICK, TimedLog, day, entries, scenario
+from tests.support.stores import STORES
 
 
-def entries(events: list[ev.AnyEvent]) -> list:
-    rows = []
-    for event in events:
-        entry_id, fields = stream_fields(event)
-        rows.append((entry_id.encode(), {k.encode(): v for k, v in fields.items()}))
-    return rows
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request, tmp_path: Path, unique: str) -> Iterator[SqlViewStore]:
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_dsn")

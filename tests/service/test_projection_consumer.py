@@ -12,9 +12,7 @@ from services.projections.feed.consumer import apply_batch
 from services.projections.feed.entries import stream_cursor, stream_entries
 from services.projections.runtime.live import LiveReadModel, PositionNotReached
 from services.projections.store import open_store
-from tests.projection_builders import EventLog, stream_fields
-
-pytestmark = pytest.mark.service
+from tests.support.projection_builders import EventLog, stream_fields
 
 
 def entries(log: EventLog) -> list:

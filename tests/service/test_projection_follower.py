@@ -17,9 +17,7 @@ from services.projections.runtime.live import LiveReadModel
 from services.projections.store import open_store
 from services.projections.store.batch import Batch
 from services.projections.store.sql import SqlViewStore
-from tests.projection_builders import EventLog, stream_fields
-
-pytestmark = pytest.mark.service
+from tests.support.projection_builders import EventLog, stream_fields
 
 
 class UnreachableStore:

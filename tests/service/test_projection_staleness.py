@@ -13,9 +13,8 @@ from services.projections import model as rules
 from services.projections.http.app import create_app, served
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
-from tests.service.test_projection_api import NOW, TOKEN, check_url, populated
+from tests.support.projection_api import NOW, TOKEN, check_url, populated
 
-pytestmark = pytest.mark.service
 READY_LAG = 5.0
 
 

@@ -21,8 +21,6 @@ from services.keys.domain import ApiKey, CommandReceipt, Organization, Outcome
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication
 
-pytestmark = pytest.mark.service
-
 # The commands that wrote ROWS (entry ids "1-0" ... "1-8", in one batch).
 COMMANDS: list[dict[str, Any]] = [
     {"type": "EnableApiModule", "command_id": "c1", "organization_id": "o1"},

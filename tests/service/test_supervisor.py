@@ -6,11 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from services.supervisor import GIVE_UP_AFTER, Child, Supervisor
-
-pytestmark = pytest.mark.service
 
 
 class TestSupervisor:

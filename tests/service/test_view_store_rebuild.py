@@ -11,9 +11,7 @@ import pytest
 from services.projections import model as rules
 from services.projections.store import open_store
 from services.projections.store.batch import full_batch
-from tests.projection_builders import EventLog
-
-pytestmark = pytest.mark.service
+from tests.support.projection_builders import EventLog
 
 
 def model_of(keys: int) -> rules.ReadModel:

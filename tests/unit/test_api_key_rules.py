@@ -10,8 +10,6 @@ import pytest
 
 from services.keys.domain import ApiKey, Cause, DomainError, Organization
 
-pytestmark = pytest.mark.unit
-
 CAUSE = Cause("cmd-1", "alice")
 SHA_A = "a" * 64
 SHA_B = "0123456789abcdef" * 4

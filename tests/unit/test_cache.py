@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import pytest
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from services.keys.cache import AggregateCache
 from services.keys.domain import Cause, Organization
-
-pytestmark = pytest.mark.unit
 
 
 class Store:

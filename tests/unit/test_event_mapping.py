@@ -6,15 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-import pytest
 
 from contracts import events as e
 from contracts.codec import json_encoder
 from contracts.common import Permission
 from services.keys.domain import ApiKey, Cause, CommandReceipt, Organization, Outcome
 from services.keys.streams.mapping import is_published, to_contract
-
-pytestmark = pytest.mark.unit
 
 DIRECTORY = Cause("dir-1")
 ALICE = Cause("cmd-7", "alice")

@@ -14,8 +14,6 @@ from contracts.common import Permission, RoleLocation
 from services.keys.domain import ApiKey, DomainError, Organization
 from services.keys.handlers import handle
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from benchmarks import check_workload as w
 from contracts import events as ev
 from contracts.codec import json_encoder
 from contracts.streams import DATA_FIELD
@@ -16,6 +15,7 @@ from services.projections import model as rules
 from services.projections.feed.consumer import fold_entries
 from services.projections.feed.rebuild import HistoryFold
 from services.projections.store.event_log import EventRow
+from tests.support import workload as w
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 Entry = tuple[bytes, dict[bytes, bytes]]

@@ -11,8 +11,6 @@ from contracts import commands as c
 from contracts.common import Permission, RoleLocation
 from services.keys.streams.intake import Refused, read_entry
 
-pytestmark = pytest.mark.unit
-
 STREAM = "apikeys.commands"
 ENTRY = "1700000000000-0"
 SHA = "f" * 64

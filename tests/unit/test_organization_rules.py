@@ -11,8 +11,6 @@ from hypothesis import strategies as st
 
 from services.keys.domain import Cause, DomainError, Organization
 
-pytestmark = pytest.mark.unit
-
 CAUSE = Cause("cmd-1")
 
 

@@ -11,9 +11,7 @@ from contracts.queries import Reason
 from contracts.tokens import token_sha256
 from services.projections import model as rules
 from services.projections.model import verification
-from tests.projection_builders import T0, EventLog
-
-pytestmark = pytest.mark.unit
+from tests.support.projection_builders import T0, EventLog
 
 NOW = T0 + timedelta(days=1)
 

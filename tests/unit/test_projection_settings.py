@@ -4,8 +4,6 @@ import pytest
 
 from services.projections.runtime.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults():
     settings = Settings.from_env({})

@@ -17,8 +17,6 @@ from services.common.redact import redacted
 from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.health import Readiness
 
-pytestmark = pytest.mark.unit
-
 
 class TestLag:
     def test_no_watermark_means_no_lag(self):

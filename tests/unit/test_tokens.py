@@ -5,8 +5,6 @@ import pytest
 
 from contracts.tokens import checksum_ok, has_prefix, new_token, token_hint, token_sha256
 
-pytestmark = pytest.mark.unit
-
 
 def test_a_new_token_has_prefix_enough_randomness_and_a_valid_checksum() -> None:
     token = new_token()

@@ -1,0 +1,1 @@
+"""Builders and fixtures' helpers shared by the tiers; no test lives here."""
