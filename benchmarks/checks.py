@@ -27,7 +27,7 @@ from benchmarks import http_load  # noqa: E402
 from benchmarks.harness import ROOT, wait_http  # noqa: E402
 from contracts import events as ev  # noqa: E402
 from contracts.common import Permission  # noqa: E402
-from services.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from services.local.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from services.projections import model as rules  # noqa: E402
 from services.projections.feed.rebuild import REBUILD_CHUNK, rebuild  # noqa: E402
 from services.projections.runtime.settings import Settings  # noqa: E402

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from services.embedded_redis import EmbeddedRedis, free_port
+from services.local.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

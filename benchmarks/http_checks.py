@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import check_workload as w  # noqa: E402
 from benchmarks import checks, http_load  # noqa: E402
 from benchmarks.http_load import Load  # noqa: E402
-from services.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from services.local.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from services.projections import model as rules  # noqa: E402
 from services.projections.store import open_store  # noqa: E402
 from services.projections.store.batch import full_batch  # noqa: E402

@@ -33,7 +33,7 @@ from benchmarks.product import (  # noqa: E402
     wait_projection,
     wait_results,
 )
-from services.embedded_redis import EmbeddedRedis  # noqa: E402
+from services.local.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.support.scenario import create_key, key_command, organization_setup  # noqa: E402
 
 TARGET_PERCENT = 1.0

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_ROLES = ("keys", "relay", "resource-tracker", "projections")  # without Redis, supervisor

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from benchmarks import check_workload as w
-from services.embedded_redis import EmbeddedRedis
+from services.local.embedded_redis import EmbeddedRedis
 from services.projections.feed.rebuild import rebuild
 from services.projections.runtime.settings import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.embedded_redis import EmbeddedRedis
+from services.local.embedded_redis import EmbeddedRedis
 from tests.support.stores import STORES
 
 POSTGRES_DSN = os.environ.get("APIKEYS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

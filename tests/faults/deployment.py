@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 from tests.faults import http_get
 from tests.faults.processes import ManagedProcess, ProcessHarness
 

@@ -13,7 +13,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 
 ACCEPT_POLL_SECONDS = 0.1
 CONNECT_TIMEOUT_SECONDS = 2.0

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from services.embedded_redis import EmbeddedRedis, free_port
+from services.local.embedded_redis import EmbeddedRedis, free_port
 
 
 class RestartableRedis:

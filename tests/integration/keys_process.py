@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from contracts.tokens import new_token, token_hint, token_sha256
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 from tests.integration.keys_process import wait_until
 
 

@@ -22,7 +22,7 @@ import redis
 from contracts import events as ev
 from contracts.common import SCOPES
 from contracts.tokens import new_token, token_sha256
-from services.embedded_redis import free_port
+from services.local.embedded_redis import free_port
 from services.projections import model as rules
 from services.projections.feed.rebuild import rebuild
 from services.projections.model.answers import permissions_answer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from services.supervisor import GIVE_UP_AFTER, Child, Supervisor
+from services.local.supervisor import GIVE_UP_AFTER, Child, Supervisor
 
 
 class TestSupervisor:
