@@ -32,6 +32,10 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True):
     occurred_at: datetime
     actor_id: str | None = None
     command_id: str | None = None
+    # the position of the event published just before this one on the stream (0 for the
+    # first); positions skip numbers, so this is how a reader knows it has missed none.
+    # None: published before the field existed.
+    previous_position: int | None = None
 
 
 class KeyEvent(Event):

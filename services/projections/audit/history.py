@@ -15,7 +15,7 @@ from services.projections.model.grants import aware
 from services.projections.model.queries import effective_permissions, key_status
 from services.projections.model.state import ReadModel
 
-_BASE_FIELDS = {"type", "position", "organization_id", "occurred_at", "actor_id", "command_id"}
+_BASE_FIELDS = {f.name for f in msgspec.structs.fields(ev.Event)} | {"type"}  # the envelope
 _HIDDEN = {"secret_sha256", "previous_secret_sha256"}
 
 
