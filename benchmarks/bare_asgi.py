@@ -6,9 +6,11 @@ by the projection service's own server stack (its uvicorn settings and event loo
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from services.common.http_limits import HttpLimits
 from services.projections import main as projections
 
 HEADERS = [(b"content-type", b"application/json")]
@@ -40,7 +42,9 @@ def main() -> None:
     port, keys = int(sys.argv[1]), int(sys.argv[2])
     listener = projections.listen("127.0.0.1", port)
     print(f"bare ASGI listening on http://127.0.0.1:{port}", flush=True)
-    server = projections.HttpServer(projections.server_config(make_app(keys)))
+    server = projections.HttpServer(
+        projections.server_config(make_app(keys), HttpLimits.from_env(os.environ))
+    )
     projections.run_async(server.serve(sockets=[listener]))
 
 

@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import uvicorn
 from faststream.redis import RedisBroker
 
-from services.common.http_server import HttpServer
+from services.common.http_server import HttpServer, http_config
 from services.common.lag import RAISE_WATERMARK, watermark_key
 from services.common.redis_client import connect
 from services.common.resilience import (
@@ -186,13 +185,11 @@ class KeysService:
 def health_server(settings: KeysSettings, readiness: Readiness) -> HttpServer:
     host, _, port = settings.health_addr.rpartition(":")
     return HttpServer(
-        uvicorn.Config(
+        http_config(
             health_app(readiness),
+            settings.http_limits,
             host=host.strip("[]"),
             port=int(port),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
             timeout_graceful_shutdown=1,
         )
     )

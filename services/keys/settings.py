@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts import streams
+from services.common.http_limits import HttpLimits
 
 DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
 
@@ -28,6 +29,7 @@ class KeysSettings:
     health_addr: str = "127.0.0.1:8081"
     relay_in_process: bool = False
     max_relay_lag_seconds: float = 10.0
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -47,4 +49,5 @@ class KeysSettings:
             health_addr=env.get("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081"),
             relay_in_process=env.get("APIKEYS_RELAY", "process") == "inline",
             max_relay_lag_seconds=float(env.get("APIKEYS_MAX_RELAY_LAG_SECONDS", "10")),
+            http_limits=HttpLimits.from_env(env),
         )

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 
-from services.common.http_server import HttpServer
+from services.common.http_limits import HttpLimits
+from services.common.http_server import HttpServer, http_config
 from services.common.redis_client import connect
 from services.common.resilience import (
     Backoff,
@@ -51,12 +52,10 @@ def build_app(live: LiveReadModel, settings: Settings, freshness: Freshness) -> 
     )
 
 
-def server_config(app: Any) -> uvicorn.Config:
+def server_config(app: Any, limits: HttpLimits) -> uvicorn.Config:
     """The HTTP server settings (the check benchmark serves its bare baseline with these too)."""
     # no proxy-header rewriting: nothing reads the client address, and it is a layer per request
-    return uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
-    )
+    return http_config(app, limits, proxy_headers=False)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -109,7 +108,7 @@ async def serve_async(settings: Settings) -> None:
     listener = listen(settings.http_host, settings.http_port)
     host, port = listener.getsockname()[:2]
     app = build_app(live, settings, freshness)
-    server = HttpServer(server_config(app))
+    server = HttpServer(server_config(app, settings.http_limits))
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     print(f"projections listening on http://{host}:{port}", flush=True)
     running = Running()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts.streams import EVENTS_STREAM
+from services.common.http_limits import HttpLimits
 from services.projections.store.schema import DEFAULT_PREFIX
 
 
@@ -23,6 +24,7 @@ class Settings:
     read_count: int = 500
     read_block_ms: int = 1000
     refuse_when_stale: bool = False
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +41,7 @@ class Settings:
             ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
             read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
             refuse_when_stale=_flag(env.get("APIKEYS_REFUSE_WHEN_STALE", "false")),
+            http_limits=HttpLimits.from_env(env),
         )
 
     @property
