@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -28,23 +29,28 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from services.common.http_limits import HttpLimits
 
 log = logging.getLogger("apikeys.http")
+LOG_EVERY_SECONDS = 10.0
 
 
 class Gate:
-    """One server's refusals: logged when they begin and when they end, not one by one."""
+    """One server's refusals, logged at most once every LOG_EVERY_SECONDS (a flood of
+    connections must not become a flood of log lines)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.refused = 0
+        self.logged_at = -LOG_EVERY_SECONDS
 
     def refuse(self) -> None:
-        if not self.refused:
-            log.warning("%d HTTP connections open: closing new ones", self.limit)
         self.refused += 1
-
-    def admit(self) -> None:
-        if self.refused:
-            log.warning("accepting HTTP connections again (%d refused)", self.refused)
+        now = time.monotonic()
+        if now - self.logged_at >= LOG_EVERY_SECONDS:
+            log.warning(
+                "%d HTTP connections open: new ones are closed (%d since the last report)",
+                self.limit,
+                self.refused,
+            )
+            self.logged_at = now
             self.refused = 0
 
 
@@ -64,7 +70,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             transport.abort()
             self.gate.refuse()
             return
-        self.gate.admit()
         super().connection_made(transport)
         self.waiting_since = self.loop.time()
 

@@ -36,3 +36,14 @@ def test_both_services_read_the_same_limits() -> None:
 def test_a_limit_that_would_refuse_everyone_is_refused(name: str, value: str) -> None:
     with pytest.raises(ValueError):
         HttpLimits.from_env({name: value})
+
+
+def test_a_flood_of_refused_connections_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    from services.common.http_protocol import Gate
+
+    gate = Gate(800)
+    with caplog.at_level("WARNING", logger="apikeys.http"):
+        for _ in range(10_000):
+            gate.refuse()
+    assert len(caplog.records) == 1
+    assert "800 HTTP connections open" in caplog.records[0].getMessage()
