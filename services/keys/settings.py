@@ -28,6 +28,9 @@ class KeysSettings:
     health_addr: str = "127.0.0.1:8081"
     relay_in_process: bool = False
     max_relay_lag_seconds: float = 10.0
+    replay_requests_stream: str = streams.REPLAY_REQUESTS_STREAM
+    replay_max_events: int = 10_000
+    replay_ttl_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -47,4 +50,9 @@ class KeysSettings:
             health_addr=env.get("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081"),
             relay_in_process=env.get("APIKEYS_RELAY", "process") == "inline",
             max_relay_lag_seconds=float(env.get("APIKEYS_MAX_RELAY_LAG_SECONDS", "10")),
+            replay_requests_stream=env.get(
+                "APIKEYS_REPLAY_REQUESTS_STREAM", streams.REPLAY_REQUESTS_STREAM
+            ),
+            replay_max_events=int(env.get("APIKEYS_REPLAY_MAX_EVENTS", "10000")),
+            replay_ttl_seconds=int(env.get("APIKEYS_REPLAY_TTL_SECONDS", "300")),
         )

@@ -25,6 +25,7 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
+from services.projections.feed.catchup import Replayer
 from services.projections.feed.follower import StreamFollower
 from services.projections.http.app import create_app, query_context, served
 from services.projections.runtime.freshness import Freshness
@@ -165,6 +166,13 @@ class Running:
             freshness,
             count=settings.read_count,
             block_ms=settings.read_block_ms,
+            replayer=Replayer(
+                self.redis,
+                settings.replay_requests_stream,
+                timeout_seconds=settings.replay_timeout_seconds,
+                count=settings.read_count,
+                block_ms=settings.read_block_ms,
+            ),
         )
         # /ready must know the store is down even when there is nothing to save
         probe = Probe(

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.streams import EVENTS_STREAM
+from contracts.streams import EVENTS_STREAM, REPLAY_REQUESTS_STREAM
 from services.projections.store.schema import DEFAULT_PREFIX
 
 
@@ -23,6 +23,8 @@ class Settings:
     read_count: int = 500
     read_block_ms: int = 1000
     refuse_when_stale: bool = False
+    replay_requests_stream: str = REPLAY_REQUESTS_STREAM
+    replay_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +41,12 @@ class Settings:
             ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
             read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
             refuse_when_stale=_flag(env.get("APIKEYS_REFUSE_WHEN_STALE", "false")),
+            replay_requests_stream=env.get(
+                "APIKEYS_REPLAY_REQUESTS_STREAM", cls.replay_requests_stream
+            ),
+            replay_timeout_seconds=float(
+                env.get("APIKEYS_REPLAY_TIMEOUT_SECONDS", cls.replay_timeout_seconds)
+            ),
         )
 
     @property
