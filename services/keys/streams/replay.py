@@ -100,6 +100,8 @@ class ReplayResponder:
             except Exception as error:
                 if is_transient(error):
                     outage.failed(error)
+                elif "NOGROUP" in str(error):  # Redis lost its data: create the group again
+                    pass
                 elif not failing:  # the traceback once, not once per retry
                     failing = True
                     log.exception("answering a replay request failed; retrying with backoff")
