@@ -90,6 +90,13 @@ class OrganizationKeysAnswer(Answer, omit_defaults=True, kw_only=True):
     position: int
 
 
+class MissingEvents(msgspec.Struct, kw_only=True):
+    """Every published event after ``after_position`` up to ``up_to_position`` is missing."""
+
+    after_position: int
+    up_to_position: int
+
+
 class HealthAnswer(msgspec.Struct, kw_only=True):
     status: Literal["ok", "ready", "not_ready"]
     position: int
@@ -97,6 +104,8 @@ class HealthAnswer(msgspec.Struct, kw_only=True):
     stored_position: int | None = None  # the newest stored position the projection knows of
     lag_seconds: float | None = None
     reason: str | None = None  # why not ready
+    # with reason "events_missing": the events the stream no longer holds, being caught up
+    missing: MissingEvents | None = None
 
 
 class ErrorAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):

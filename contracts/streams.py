@@ -6,6 +6,11 @@ RESULTS_STREAM = "apikeys.results"
 EVENTS_STREAM = "apikeys.events"
 DEAD_LETTER_STREAM = "apikeys.dead-letter"
 KEYS_GROUP = "apikeys-keys"
+# replay requests (contracts.replay.ReplayRequest), answered on replay_stream(request_id)
+REPLAY_REQUESTS_STREAM = "apikeys.replay-requests"
+REPLAY_STREAM_PREFIX = "apikeys.replay."
+# the entry id sequence of a reply's end marker (events keep the events stream's "-1")
+REPLAY_END_SEQUENCE = 2
 
 
 def position_to_entry_id(position: int) -> str:
@@ -16,3 +21,12 @@ def position_to_entry_id(position: int) -> str:
 def entry_id_to_position(entry_id: str | bytes) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
+
+
+def replay_stream(request_id: str) -> str:
+    """The private stream a replay request is answered on."""
+    return f"{REPLAY_STREAM_PREFIX}{request_id}"
+
+
+def replay_end_entry_id(last_position: int) -> str:
+    return f"{last_position}-{REPLAY_END_SEQUENCE}"

@@ -11,6 +11,7 @@ from contracts.tokens import new_token, token_hint, token_sha256
 from services.local.embedded_redis import redis_cli_binary
 from services.local.run import embedded_redis_url, run
 from services.projections.cli import add_commands as add_audit_commands
+from services.projections.cli import add_history_source
 
 
 def serve_keys(_: argparse.Namespace) -> int:
@@ -28,11 +29,18 @@ def serve_projections(_: argparse.Namespace) -> int:
     return 0
 
 
-def rebuild_projections(_: argparse.Namespace) -> int:
+def rebuild_projections(args: argparse.Namespace) -> int:
+    from services.projections.cli import history_source
+    from services.projections.feed.catchup import CatchUpFailed
     from services.projections.feed.rebuild import rebuild
     from services.projections.runtime.settings import Settings
 
-    applied = rebuild(Settings.from_env())
+    try:
+        with history_source(args.source) as source:
+            applied = rebuild(Settings.from_env(), source)
+    except (CatchUpFailed, ValueError, OSError) as error:
+        print(f"rebuild-projections: {error}", file=sys.stderr)
+        return 1
     print(f"rebuilt the read model from history: {applied} events applied")
     return 0
 
@@ -85,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve-projections", help="run the projection service alone").set_defaults(
         func=serve_projections
     )
-    sub.add_parser("rebuild-projections", help="rebuild the read model from history").set_defaults(
-        func=rebuild_projections
-    )
+    rebuilder = sub.add_parser("rebuild-projections", help="rebuild the read model from history")
+    add_history_source(rebuilder)
+    rebuilder.set_defaults(func=rebuild_projections)
     exporter = sub.add_parser("export", help="the event history as JSON lines")
     exporter.add_argument("--since", type=int, default=0, help="only events after this position")
     exporter.add_argument("--organization", help="only this organization's events")

@@ -36,6 +36,7 @@ from services.keys.streams.consumer import CommandConsumer, ensure_group
 from services.keys.streams.mapping import PUBLISHED_TOPICS
 from services.keys.streams.relay import EventRelay
 from services.keys.streams.relay_process import RelayProcess
+from services.keys.streams.replay import ReplayResponder
 from services.keys.streams.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
@@ -55,6 +56,7 @@ class KeysService:
         self.app: ApiKeysApplication | None = None
         self.redis = connect(settings.redis_url, retries=0)  # consumer: checks lost replies
         self.probe_redis = connect(settings.redis_url)
+        self.replay_redis: Any = None
         self.relay_process: RelayProcess | None = None
         self.inline_relay: EventRelay | None = None
         self.consumer: CommandConsumer | None = None
@@ -104,7 +106,23 @@ class KeysService:
         self.app = app
         monitoring = monitor(self.readiness, app, self.probe_redis, settings.events_stream)
         self.tasks.append(asyncio.create_task(monitoring, name="monitor"))
+        self._start_replay(app)
         return app
+
+    def _start_replay(self, app: ApiKeysApplication) -> None:
+        """Answer replay requests from readers behind the events stream's window."""
+        settings = self.settings
+        self.replay_redis = connect(settings.redis_url)
+        responder = ReplayResponder(
+            app,
+            self.replay_redis,
+            settings.replay_requests_stream,
+            group=settings.group,
+            consumer=settings.consumer,
+            max_events=settings.replay_max_events,
+            ttl_seconds=settings.replay_ttl_seconds,
+        )
+        self.tasks.append(asyncio.create_task(responder.run(), name="replay"))
 
     def _wire_consumer(self, app: ApiKeysApplication) -> CommandConsumer:
         """The processor, the relay it wakes, and the consumer that feeds it."""
@@ -174,9 +192,10 @@ class KeysService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.inline_relay.relay_once(), 1.0)
             await self.inline_relay.redis.aclose()
-        for client in (self.redis, self.probe_redis):
+        for client in (self.redis, self.probe_redis, self.replay_redis):
             with contextlib.suppress(Exception):
-                await client.aclose()
+                if client is not None:
+                    await client.aclose()
         await finish_threads(max(0.5, STOP_SECONDS - (time.monotonic() - started)), log)
         if self.app is not None:
             self.app.close()

@@ -30,6 +30,9 @@ class KeysSettings:
     relay_in_process: bool = False
     max_relay_lag_seconds: float = 10.0
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    replay_requests_stream: str = streams.REPLAY_REQUESTS_STREAM
+    replay_max_events: int = 10_000
+    replay_ttl_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -50,4 +53,9 @@ class KeysSettings:
             relay_in_process=env.get("APIKEYS_RELAY", "process") == "inline",
             max_relay_lag_seconds=float(env.get("APIKEYS_MAX_RELAY_LAG_SECONDS", "10")),
             http_limits=HttpLimits.from_env(env),
+            replay_requests_stream=env.get(
+                "APIKEYS_REPLAY_REQUESTS_STREAM", streams.REPLAY_REQUESTS_STREAM
+            ),
+            replay_max_events=int(env.get("APIKEYS_REPLAY_MAX_EVENTS", "10000")),
+            replay_ttl_seconds=int(env.get("APIKEYS_REPLAY_TTL_SECONDS", "300")),
         )

@@ -26,6 +26,7 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
+from services.projections.feed.catchup import Replayer
 from services.projections.feed.follower import StreamFollower
 from services.projections.http.app import create_app, query_context, served
 from services.projections.runtime.freshness import Freshness
@@ -156,15 +157,7 @@ class Running:
         live.load(model)
         # a silent connection is given up soon after the longest wait a read asks for
         self.redis = connect(settings.redis_url, socket_timeout=freshness.read_block_seconds + 2)
-        self.follower = StreamFollower(
-            self.redis,
-            settings.events_stream,
-            live,
-            store,
-            freshness,
-            count=settings.read_count,
-            block_ms=settings.read_block_ms,
-        )
+        self.follower = self._follower(settings, live, store, freshness)
         # /ready must know the store is down even when there is nothing to save
         probe = Probe(
             partial(event_log.query, READ_POSITION),
@@ -174,6 +167,28 @@ class Running:
             asyncio.create_task(self.follower.run(), name="follower"),
             asyncio.create_task(probe.forever(), name="store-probe"),
         ]
+
+    def _follower(
+        self, settings: Settings, live: LiveReadModel, store: SqlViewStore, freshness: Freshness
+    ) -> StreamFollower:
+        """The stream follower, with the wire replay for what the stream no longer holds."""
+        replayer = Replayer(
+            self.redis,
+            settings.replay_requests_stream,
+            timeout_seconds=settings.replay_timeout_seconds,
+            count=settings.read_count,
+            block_ms=settings.read_block_ms,
+        )
+        return StreamFollower(
+            self.redis,
+            settings.events_stream,
+            live,
+            store,
+            freshness,
+            count=settings.read_count,
+            block_ms=settings.read_block_ms,
+            replayer=replayer,
+        )
 
     async def stop(self) -> None:
         await cancel_all(self.tasks)

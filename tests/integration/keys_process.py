@@ -36,6 +36,7 @@ class KeysProcess:
             "results": f"{prefix}.results",
             "events": f"{prefix}.events",
             "dead": f"{prefix}.dead-letter",
+            "replay_requests": f"{prefix}.replay-requests",
         }
         self.env = {
             **os.environ,
@@ -45,6 +46,7 @@ class KeysProcess:
             "APIKEYS_RESULTS_STREAM": self.streams["results"],
             "APIKEYS_EVENTS_STREAM": self.streams["events"],
             "APIKEYS_DEAD_LETTER_STREAM": self.streams["dead"],
+            "APIKEYS_REPLAY_REQUESTS_STREAM": self.streams["replay_requests"],
             "APIKEYS_KEYS_HEALTH_ADDR": f"127.0.0.1:{self.health_port}",
             "APIKEYS_CONSUMER_NAME": "keys-test",
             "APIKEYS_RECLAIM_IDLE_MS": "1000",

@@ -33,19 +33,33 @@ def key_state(**changes: Any) -> ev.KeyState:
 
 
 class EventLog:
-    """One organization's events; each call appends one event and returns it."""
+    """One organization's events; each call appends one event and returns it.
 
-    def __init__(self, organization_id: str = "org-1", *, start: int = 0, step: int = 1) -> None:
+    ``chained``: each event names the one before it (``previous_position``, ``start`` for the
+    first), as the relay publishes them; otherwise it is None (published before the field).
+    """
+
+    def __init__(
+        self,
+        organization_id: str = "org-1",
+        *,
+        start: int = 0,
+        step: int = 1,
+        chained: bool = False,
+    ) -> None:
         self.organization_id = organization_id
         self.position = start
         self.step = step
+        self.chained = chained
         self.events: list[ev.AnyEvent] = []
         self.keys: dict[str, ev.KeyState] = {}
 
     def _next(self, cls: type[Any], **fields: Any) -> Any:
+        previous = self.position if self.chained else None
         self.position += self.step
         event = cls(
             position=self.position,
+            previous_position=previous,
             organization_id=self.organization_id,
             occurred_at=T0,
             **fields,
@@ -120,3 +134,8 @@ class EventLog:
 
 def stream_fields(event: ev.AnyEvent) -> tuple[str, dict[str, bytes]]:
     return position_to_entry_id(event.position), {DATA_FIELD: json_encoder.encode(event)}
+
+
+def export_lines(events: list[ev.AnyEvent]) -> list[str]:
+    """The events as ``apikeys export`` writes them: one JSON object a line."""
+    return [json_encoder.encode(event).decode() + "\n" for event in events]

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 
 from contracts.events import event_decoder
+from services.projections.feed.catchup import EventsMissing, Gap, gap_before
 from services.projections.feed.entries import Entry, data_field, decoded, entry_position
 from services.projections.model import gc_policy
 from services.projections.model.fold import Touched, apply
@@ -26,18 +27,34 @@ def fold_entries(
     """Fold stream entries into the model; an undecodable entry is logged and passed over.
 
     Every event that changed the model is appended to ``rows`` (the event log) when given.
+    Raises ``EventsMissing`` at a gap, having folded the entries before it.
     """
+    touched, gap = fold_until_gap(model, entries, rows)
+    if gap is not None:
+        raise EventsMissing(gap)
+    return touched
+
+
+def fold_until_gap(
+    model: ReadModel, entries: Sequence[Entry], rows: list[EventRow] | None = None
+) -> tuple[list[Touched], Gap | None]:
+    """Fold entries up to the first that shows events missing before it (that one and the
+    rest are left unapplied: nothing is ever skipped), and say where that gap is."""
     with gc_policy.paused():
         return _fold(model, entries, rows)
 
 
-def _fold(model: ReadModel, entries: Sequence[Entry], rows: list[EventRow] | None) -> list[Touched]:
-    touched = []
+def _fold(
+    model: ReadModel, entries: Sequence[Entry], rows: list[EventRow] | None
+) -> tuple[list[Touched], Gap | None]:
+    touched: list[Touched] = []
     fold_event, decode = apply, event_decoder.decode
-    for entry_id, fields in entries:
+    for index, (entry_id, fields) in enumerate(entries):
         data = data_field(fields)
         event = decoded(entry_id, data, decode)
         if event is not None:
+            if gap_before(event.previous_position, event.position, model.position):
+                return touched, Gap(model.position, event.previous_position or 0, index)
             change = fold_event(model, event)
             if change is not None:
                 touched.append(change)
@@ -47,14 +64,17 @@ def _fold(model: ReadModel, entries: Sequence[Entry], rows: list[EventRow] | Non
         position = entry_position(entry_id)
         if position > model.position:
             model.position = position
-    return touched
+    return touched, None
 
 
 async def apply_batch(live: LiveReadModel, store: ViewStore, entries: Sequence[Entry]) -> int:
+    """Fold and save a batch; at a gap, what came before it is saved, then ``EventsMissing``."""
     before = live.model.position
     rows: list[EventRow] = []
-    touched = fold_entries(live.model, entries, rows)
+    touched, gap = fold_until_gap(live.model, entries, rows)
     if live.model.position > before:
         await asyncio.to_thread(store.save, batch_for(live.model, touched, rows))
         live.advanced()
+    if gap is not None:
+        raise EventsMissing(gap)
     return len(touched)

@@ -5,6 +5,10 @@ Outages: while Redis is unreachable the model keeps answering from memory; while
 is unreachable the model keeps folding, and everything it applied meanwhile is written in one
 batch once the store answers (reading pauses when that backlog reaches its bound), so the
 store and the memory never diverge for longer than the outage.
+
+Gaps: when the next event names a previous position the model has not reached, the events
+between are no longer on the stream; the follower stops applying, says so (``/ready``, stale
+answers), has them replayed by the keys service (``Replayer``), then goes on from the stream.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import logging
 from redis.asyncio import Redis
 
 from services.common.lag import parse_watermark, watermark_key
-from services.common.resilience import Backoff, Worker, is_transient
-from services.projections.feed.consumer import fold_entries
-from services.projections.feed.entries import stream_cursor, stream_entries
+from services.common.resilience import Backoff, Outage, Worker, is_transient
+from services.projections.feed.catchup import CatchUpFailed, Gap, Replayer
+from services.projections.feed.consumer import fold_until_gap
+from services.projections.feed.entries import Entry, stream_cursor, stream_entries
 from services.projections.model.fold import Touched
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
@@ -42,6 +47,7 @@ class StreamFollower:
         count: int = 500,
         block_ms: int = 1000,
         max_unsaved: int = MAX_UNSAVED_EVENTS,
+        replayer: Replayer | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -60,6 +66,8 @@ class StreamFollower:
         self.next_attempt = 0.0
         self.needs_reload = False
         self.store_worker = Worker("view-store")
+        self.replayer = replayer
+        self.replay_outage = Outage("keys service (replay of missing events)", log)
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -79,6 +87,9 @@ class StreamFollower:
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
+            except CatchUpFailed as error:  # stays not ready; asks again after a while
+                self.replay_outage.failed(error)
+                await asyncio.sleep(backoff.next_delay())
             except Exception as error:
                 if is_transient(error):
                     self.freshness.stream.failed(error)
@@ -98,16 +109,54 @@ class StreamFollower:
         self.freshness.stream.succeeded()
         self.freshness.observed(watermark)
         entries = stream_entries(reply)
-        if entries:
-            before = live.model.position
-            self.unsaved_touched.extend(fold_entries(live.model, entries, self.unsaved_rows))
-            if live.model.position > before:
-                self.has_unsaved = True
-                live.advanced()
+        gap = self._apply(entries)
+        if gap is not None:
+            await self.catch_up(gap)
+            return len(entries)
+        self.freshness.caught_up()
         await self.start_save()
         if len(entries) < self.count:
             live.mark_caught_up()
         return len(entries)
+
+    def _apply(self, entries: list[Entry]) -> Gap | None:
+        """Fold entries into memory (to be saved) up to a gap, if there is one."""
+        live = self.live
+        before = live.model.position
+        touched, gap = fold_until_gap(live.model, entries, self.unsaved_rows)
+        self.unsaved_touched.extend(touched)
+        if live.model.position > before:
+            self.has_unsaved = True
+            live.advanced()
+        return gap
+
+    async def catch_up(self, gap: Gap) -> None:
+        """Stop applying the stream, have the missing events replayed and fold them as they
+        come; raises ``CatchUpFailed`` when they cannot be had now."""
+        self.freshness.events_missing(gap.after_position, gap.up_to_position, self.remedy())
+        await self.start_save()  # what came before the gap
+        if self.replayer is None:
+            raise CatchUpFailed("this follower has no replay")
+        async for entries in self.replayer.replay(gap.after_position, gap.up_to_position):
+            if self._apply(entries) is not None:
+                raise CatchUpFailed("a replay with events missing from it")
+            await self.start_save()
+            while len(self.unsaved_rows) >= self.max_unsaved:  # memory bounded here too
+                await asyncio.sleep(0.2)
+                await self.start_save()
+        self.replay_outage.succeeded()
+
+    def remedy(self) -> str:
+        asking = (
+            f"asking the keys service to replay them (on {self.replayer.requests_stream}); "
+            "if it cannot, "
+            if self.replayer is not None
+            else ""
+        )
+        return (
+            f"{asking}stop this service and run `apikeys rebuild-projections --from FILE` "
+            "with FILE written by `apikeys export` (the keys service's full history)"
+        )
 
     @property
     def saved(self) -> bool:

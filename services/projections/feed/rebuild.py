@@ -1,15 +1,26 @@
-"""The rebuild: the whole events stream folded into a fresh model, which then replaces the
-store's rows and event log in one transaction."""
+"""The rebuild: the whole history folded into a fresh model, which then replaces the store's
+rows and event log in one transaction. The history is a file of events (``--from``, as
+``apikeys export`` writes it) if given, then the events stream; what neither holds (the stream
+trimmed past the file's end, or past the start) is replayed by the keys service on the wire."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 
 from contracts import events as ev
 from contracts.events import event_decoder
+from contracts.streams import position_to_entry_id
+from services.projections.feed.catchup import (
+    CatchUpFailed,
+    Gap,
+    Replayer,
+    file_entries,
+    gap_before,
+)
 from services.projections.feed.entries import RawEntry, data_field, decoded, entry_position
 from services.projections.model import gc_policy
 from services.projections.model.fold import apply
@@ -21,39 +32,75 @@ from services.projections.store.event_log import EventRow, event_row
 from services.projections.store.sql import SqlViewStore
 
 REBUILD_CHUNK = 5000
+History = Iterable[str | bytes]  # lines of event JSON
 
 
-def rebuild(settings: Settings) -> int:
-    """Rebuild the read model from the whole events stream, replacing the store's content.
+def rebuild(settings: Settings, source: History | None = None) -> int:
+    """Rebuild the read model from the whole history, replacing the store's content.
 
     Returns how many events changed the model.
     """
     store = open_store(settings.view_store, settings.view_table_prefix)
     try:
-        return rebuild_into(store, settings)
+        return rebuild_into(store, settings, source)
     finally:
         store.close()
 
 
-def rebuild_into(store: SqlViewStore, settings: Settings) -> int:
-    """Fold the whole events stream and replace the store's rows and event log with the result."""
+def rebuild_into(store: SqlViewStore, settings: Settings, source: History | None = None) -> int:
+    """Fold the whole history and replace the store's rows and event log with the result."""
     rows: list[EventRow] = []
-    fold = HistoryFold(ReadModel(), rows)
-    start = "-"
     # the whole rebuild allocates without reference cycles: no collector passes over the model
-    with gc_policy.paused(), SyncRedis.from_url(settings.redis_url) as redis:
-        # XRANGE's reply as it comes (entry id, flat field list): no dict per entry
-        redis.set_response_callback("XRANGE", _raw_reply)
+    with gc_policy.paused():
+        model = asyncio.run(_history(HistoryFold(ReadModel(), rows), settings, source))
+    store.replace(full_batch(model, rows))
+    return len(rows)
+
+
+async def _history(fold: HistoryFold, settings: Settings, source: History | None) -> ReadModel:
+    redis = Redis.from_url(settings.redis_url)
+    # XRANGE's reply as it comes (entry id, flat field list): no dict per entry
+    redis.set_response_callback("XRANGE", _raw_reply)
+    replayer = Replayer(
+        redis, settings.replay_requests_stream, timeout_seconds=settings.replay_timeout_seconds
+    )
+    try:
+        if source is not None:
+            for lines in file_entries(source, REBUILD_CHUNK):
+                await _fold_catching_up(fold, lines, replayer)
+        start = "(" + position_to_entry_id(fold.position) if fold.position else "-"
         while True:
-            entries = redis.xrange(settings.events_stream, min=start, count=REBUILD_CHUNK)
-            fold.feed(entries)
+            entries: Any = await redis.xrange(
+                settings.events_stream, min=start, count=REBUILD_CHUNK
+            )
+            await _fold_catching_up(fold, entries, replayer)
             if len(entries) < REBUILD_CHUNK:
                 break
             last_id = entries[-1][0]
             start = "(" + (last_id.decode() if isinstance(last_id, bytes) else last_id)
-        model = fold.finish()
-    store.replace(full_batch(model, rows))
-    return len(rows)
+        return fold.finish()
+    finally:
+        await redis.aclose()
+
+
+async def _fold_catching_up(
+    fold: HistoryFold, entries: Sequence[RawEntry], replayer: Replayer
+) -> None:
+    """Fold the entries; what is missing before one of them is replayed first."""
+    while entries:
+        gap = fold.feed(entries)
+        if gap is None:
+            return
+        try:
+            async for replayed in replayer.replay(gap.after_position, gap.up_to_position):
+                if fold.feed(replayed) is not None:
+                    raise CatchUpFailed("a replay with events missing from it")
+        except CatchUpFailed as error:
+            raise CatchUpFailed(
+                f"{gap} are neither in the file nor on the events stream, and {error}; "
+                f"start the keys service, or rebuild --from a file of `apikeys export`"
+            ) from None
+        entries = entries[gap.index :]
 
 
 def _raw_reply(response: Any, **options: Any) -> Any:
@@ -81,19 +128,24 @@ class HistoryFold:
         self._pending: dict[str, ev.AnyEvent] = {}  # key id -> its last event not yet put
         self._owners: dict[str, str] = {}  # secret hash -> key id, over the pending events
 
-    def feed(self, entries: Sequence[RawEntry]) -> None:
+    def feed(self, entries: Sequence[RawEntry]) -> Gap | None:
+        """Fold the entries up to the first that shows events missing before it; that gap."""
         with gc_policy.paused():
-            self._feed(entries)
+            return self._feed(entries)
 
-    def _feed(self, entries: Sequence[RawEntry]) -> None:
+    def _feed(self, entries: Sequence[RawEntry]) -> Gap | None:
         model, pending = self.model, self._pending
         fold_event, decode, key_event = apply, event_decoder.decode, ev.KeyEvent
         row, append = event_row, self.rows.append
         position = self.position
-        for entry_id, fields in entries:
+        gap = None
+        for index, (entry_id, fields) in enumerate(entries):
             data = data_field(fields)
             event = decoded(entry_id, data, decode)
             if event is not None and event.position > position:
+                if gap_before(event.previous_position, event.position, position):
+                    gap = Gap(position, event.previous_position or 0, index)
+                    break
                 append(row(event, data))
                 if isinstance(event, key_event):
                     whole = cast(ev.AnyEvent, event)  # a KeyEvent is one of AnyEvent's kinds
@@ -113,6 +165,7 @@ class HistoryFold:
             if at > position:
                 position = at
         self.position = model.position = position
+        return gap
 
     def _shares_a_secret(self, key_id: str, state: ev.KeyState) -> bool:
         """Whether a hash this key points at (the current one, and the previous one while it

@@ -25,8 +25,14 @@ def utc_now() -> datetime:
 class StaleRefused(Exception):
     """APIKEYS_REFUSE_WHEN_STALE: a check or verify is refused rather than answered late."""
 
-    def __init__(self, lag_seconds: float, position: int) -> None:
-        super().__init__(f"the projection is {lag_seconds:.1f} s behind what is stored")
+    def __init__(self, lag_seconds: float, position: int, missing: tuple[int, int] | None) -> None:
+        if missing is None:
+            super().__init__(f"the projection is {lag_seconds:.1f} s behind what is stored")
+        else:
+            super().__init__(
+                f"events after position {missing[0]} up to {missing[1]} are missing "
+                "(no longer on the events stream); catching up"
+            )
         self.lag_seconds = lag_seconds
         self.position = position
 
@@ -55,7 +61,7 @@ class QueryContext:
         if self.refuse_when_stale:
             lag = self.freshness.stale_lag(self.live.position)
             if lag is not None:
-                raise StaleRefused(lag, self.live.position)
+                raise StaleRefused(lag, self.live.position, self.freshness.missing)
 
     def audit_store(self) -> SqlViewStore:
         if self.event_log is None:

@@ -188,7 +188,8 @@ async def ready(state: State) -> Response[q.HealthAnswer]:
     position = context.live.position
     freshness = context.freshness
     reason = freshness.not_ready_because(position)
-    if not context.live.loaded or context.live.caught_up_at is None:
+    missing = freshness.missing
+    if missing is None and (not context.live.loaded or context.live.caught_up_at is None):
         reason = "starting"
     answer = q.HealthAnswer(
         status="not_ready" if reason else "ready",
@@ -197,6 +198,9 @@ async def ready(state: State) -> Response[q.HealthAnswer]:
         stored_position=freshness.lag.stored_position,
         lag_seconds=freshness.lag_seconds(position),
         reason=reason,
+        missing=None
+        if missing is None
+        else q.MissingEvents(after_position=missing[0], up_to_position=missing[1]),
     )
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE if reason else 200)
 

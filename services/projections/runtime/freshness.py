@@ -14,6 +14,9 @@ from services.common.lag import LagTracker
 from services.common.resilience import Outage
 
 log = logging.getLogger(__name__)
+EVENTS_MISSING = (
+    "events_missing"  # /ready's reason while events the stream no longer holds are missing
+)
 
 
 class Freshness:
@@ -31,6 +34,8 @@ class Freshness:
         self.stream = Outage("Redis (events stream)", log)
         self.store = Outage("view store", log)
         self.last_contact = clock()
+        # (after, up_to): events the stream no longer holds, not applied yet; None when none
+        self.missing: tuple[int, int] | None = None
 
     def observed(self, watermark: tuple[int, float] | None) -> None:
         """A successful read of the stream and the watermark."""
@@ -51,8 +56,23 @@ class Freshness:
             lag = max(lag, silent - self.read_block_seconds)
         return round(lag, 3)
 
+    def events_missing(self, after: int, up_to: int, remedy: str) -> None:
+        """Events after ``after`` up to ``up_to`` are missing: answers say ``stale`` (or are
+        refused) and /ready says why until ``caught_up``; the remedy is logged once."""
+        if self.missing is None:
+            log.error("events after position %d up to %d are missing: %s", after, up_to, remedy)
+        self.missing = (after, up_to)
+
+    def caught_up(self) -> None:
+        if self.missing is not None:
+            log.warning("caught up: the events missing up to %d are applied", self.missing[1])
+        self.missing = None
+
     def stale_lag(self, position: int) -> float | None:
-        """The lag when it is over the ready lag (answers then say ``stale``), else None."""
+        """The lag when it is over the ready lag (answers then say ``stale``), else None;
+        while events are missing, always the lag (never answered as if complete)."""
+        if self.missing is not None:
+            return self.lag_seconds(position)
         if (
             position >= self.lag.stored_position
             and not self.stream.is_down
@@ -63,6 +83,8 @@ class Freshness:
         return lag if lag > self.ready_lag_seconds else None
 
     def not_ready_because(self, position: int) -> str | None:
+        if self.missing is not None:
+            return EVENTS_MISSING
         if self.stream.is_down:
             return "events stream unreachable"
         if self.store.is_down:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from contracts.streams import EVENTS_STREAM
+from contracts.streams import EVENTS_STREAM, REPLAY_REQUESTS_STREAM
 from services.common.http_limits import HttpLimits
 from services.projections.store.schema import DEFAULT_PREFIX
 
@@ -25,6 +25,8 @@ class Settings:
     read_block_ms: int = 1000
     refuse_when_stale: bool = False
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    replay_requests_stream: str = REPLAY_REQUESTS_STREAM
+    replay_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +44,12 @@ class Settings:
             read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
             refuse_when_stale=_flag(env.get("APIKEYS_REFUSE_WHEN_STALE", "false")),
             http_limits=HttpLimits.from_env(env),
+            replay_requests_stream=env.get(
+                "APIKEYS_REPLAY_REQUESTS_STREAM", cls.replay_requests_stream
+            ),
+            replay_timeout_seconds=float(
+                env.get("APIKEYS_REPLAY_TIMEOUT_SECONDS", cls.replay_timeout_seconds)
+            ),
         )
 
     @property
