@@ -131,7 +131,9 @@ class StreamTrimmer:
             older = _leading_older(entries[:-1], cutoff)  # never the newest
             if older is None:
                 return removed
-            removed += int(await self.redis.xtrim(stream, minid=f"{older + 1}-0"))
+            removed += int(
+                await self.redis.xtrim(stream, minid=f"{older + 1}-0", approximate=False)
+            )
             if older != entry_id_to_position(entries[-2][0]):
                 return removed  # the first one to keep was in this batch
             count = EVENTS_STEP
