@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import idle_cpu, pipeline  # noqa: E402
+from benchmarks import idle_cpu, pipeline, trimming  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -85,6 +85,8 @@ def main() -> None:
         None if args.postgres == "none" or not postgres_reachable(args.postgres) else args.postgres
     )
     rows = pipeline.figures(args.quick, postgres)
+    if not args.quick:
+        rows.append(trimming.row())  # trimming on vs off, alternating runs
     rows += check_rows(args.quick)
     rows.append(idle_cpu.row(seconds=5.0 if args.quick else 10.0))
     print_table(rows)

@@ -61,6 +61,22 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def dead_letters(args: argparse.Namespace) -> int:
+    """List dead letters as JSON lines, or retry or drop them by id."""
+    import asyncio
+
+    from services.keys.settings import KeysSettings
+    from services.keys.streams.dead_letters import run_command
+
+    if args.action != "list" and not args.ids:
+        print(f"apikeys dead-letters {args.action}: give one or more ids", file=sys.stderr)
+        return 2
+    settings = KeysSettings.from_env()
+    return asyncio.run(
+        run_command(settings, args.action, args.ids, args.count, sys.stdout, sys.stderr)
+    )
+
+
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
     if args.shell:
@@ -76,7 +92,7 @@ def new_token_command(args: argparse.Namespace) -> int:
 
 
 # Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
-LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections"}
+LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections", "dead-letters"}
 
 
 def redis_cli(args: argparse.Namespace) -> int:
@@ -101,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     exporter.add_argument("--organization", help="only this organization's events")
     exporter.add_argument("--progress", action="store_true", help="show progress on stderr")
     exporter.set_defaults(func=export)
+    letters = sub.add_parser("dead-letters", help="list, retry or drop dead letters")
+    letters.add_argument("action", choices=("list", "retry", "drop"))
+    letters.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids (from list)")
+    letters.add_argument("--count", type=int, default=1000, help="most dead letters listed")
+    letters.set_defaults(func=dead_letters)
     token = sub.add_parser("new-token", help="make a token and its SHA-256")
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")

@@ -37,6 +37,7 @@ from services.keys.streams.mapping import PUBLISHED_TOPICS
 from services.keys.streams.relay import EventRelay
 from services.keys.streams.relay_process import RelayProcess
 from services.keys.streams.replay import ReplayResponder
+from services.keys.streams.trimming import StreamTrimmer
 from services.keys.streams.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
@@ -145,6 +146,10 @@ class KeysService:
         self.broker = broker
         upkeep = look_after_pending(consumer, reader_outage)
         self.tasks.append(asyncio.create_task(upkeep, name="upkeep"))
+        if self.settings.trim_streams:
+            trimmer = StreamTrimmer(self.settings, self.probe_redis)
+            trimming = trimmer.run(Outage("Redis (trimming the streams)", log))
+            self.tasks.append(asyncio.create_task(trimming, name="trimming"))
 
     async def _raise_watermark_from_store(self) -> None:
         """Events stored before this start count as stored now (for the relay's lag)."""

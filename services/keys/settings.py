@@ -33,6 +33,12 @@ class KeysSettings:
     replay_requests_stream: str = streams.REPLAY_REQUESTS_STREAM
     replay_max_events: int = 10_000
     replay_ttl_seconds: int = 300
+    results_retention_seconds: float = 86_400.0
+    results_max_entries: int = 1_000_000
+    events_retention_seconds: float = 604_800.0
+    events_max_entries: int = 1_000_000
+    dead_letter_max_entries: int = 100_000
+    trim_streams: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -58,4 +64,18 @@ class KeysSettings:
             ),
             replay_max_events=int(env.get("APIKEYS_REPLAY_MAX_EVENTS", "10000")),
             replay_ttl_seconds=int(env.get("APIKEYS_REPLAY_TTL_SECONDS", "300")),
+            results_retention_seconds=float(env.get("APIKEYS_RESULTS_RETENTION_SECONDS", "86400")),
+            results_max_entries=_at_least_one(env, "APIKEYS_RESULTS_MAX_ENTRIES", "1000000"),
+            events_retention_seconds=float(env.get("APIKEYS_EVENTS_RETENTION_SECONDS", "604800")),
+            events_max_entries=_at_least_one(env, "APIKEYS_EVENTS_MAX_ENTRIES", "1000000"),
+            dead_letter_max_entries=_at_least_one(env, "APIKEYS_DEAD_LETTER_MAX_ENTRIES", "100000"),
+            trim_streams=env.get("APIKEYS_TRIM_STREAMS", "true").lower() != "false",
         )
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: str) -> int:
+    """A stream's entry limit: the newest entry always stays (a relay resumes after it)."""
+    value = int(env.get(name, default))
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value

@@ -166,3 +166,57 @@ def test_the_relay_process_ends_with_the_keys_service(keys: KeysProcess, stop: s
     else:
         keys.stop()
     wait_until(lambda: not any(_alive(child) for child in children), timeout=10)
+
+
+def test_no_pending_or_undelivered_command_is_trimmed_across_a_sigkill(
+    keys: KeysProcess,
+) -> None:
+    setup = organization_setup("acme", locations=2, roles=1)
+    commands = [*setup]
+    for k in range(400):
+        commands.append(create_key("acme", f"k{k}", locations=("L0", "L1"), roles=("R0",)))
+        commands.append(key_command("RenameApiKey", "acme", f"k{k}", name=f"n{k}"))
+    entry_ids = dict(zip(keys.send(*commands), (c["command_id"] for c in commands), strict=True))
+    wait_until(lambda: keys.redis.xlen(keys.streams["results"]) > 100, 30, 0.005)
+    keys.kill()
+    answered = {r["command_id"] for r in keys.results()}
+    assert len(answered) < len(commands), "the kill came after the end"
+    kept = {i.decode() for i, _ in keys.redis.xrange(keys.streams["commands"])}
+    unanswered = {entry for entry, command_id in entry_ids.items() if command_id not in answered}
+    assert unanswered <= kept  # pending or never delivered: still on the stream
+    assert len(kept) < len(commands)  # answered ones left it
+    keys.start()
+    results = keys.wait_for_results(len(commands), timeout=60)
+    assert Counter(r["command_id"] for r in results) == Counter(entry_ids.values())
+    assert all(r["status"] == "accepted" for r in results)
+    wait_until(lambda: keys.redis.xlen(keys.streams["commands"]) == 0)
+    assert keys.redis.xpending(keys.streams["commands"], "apikeys-keys")["pending"] == 0
+
+
+def test_the_service_keeps_results_events_and_dead_letters_within_their_counts(
+    redis_url: str, event_store_url: str, unique: str, tmp_path: Path
+) -> None:
+    keys = KeysProcess(redis_url, event_store_url, f"t{unique}", tmp_path)
+    keys.env.update(
+        APIKEYS_RESULTS_MAX_ENTRIES="3",
+        APIKEYS_EVENTS_MAX_ENTRIES="2",
+        APIKEYS_DEAD_LETTER_MAX_ENTRIES="1",
+    )
+    keys.start()
+    try:
+        setup = organization_setup("acme", locations=3, roles=2)
+        keys.send(*setup)
+        for _ in range(3):
+            keys.send_raw("not json")
+        last = keys.send(create_key("acme", "k1"))[0]
+
+        def trimmed() -> bool:
+            lengths = [keys.redis.xlen(keys.streams[s]) for s in ("results", "events", "dead")]
+            return lengths == [3, 2, 1] and keys.redis.xlen(keys.streams["commands"]) == 0
+
+        wait_until(trimmed, timeout=30)
+        assert keys.results()[-1]["type"] == "CreateApiKey"
+        assert keys.read("events")[-1][1]["type"] == "ApiKeyCreated"
+        assert last
+    finally:
+        keys.stop()

@@ -75,6 +75,7 @@ class ApiKeysApplication(Application[UUID]):
         """The global position (notification id) of one stored event."""
         return self.lookups.position_of(originator_id, version)
 
-    def last_position(self, topics: tuple[str, ...]) -> int:
-        """The position of the newest stored event with one of ``topics`` (0 if none)."""
-        return self.lookups.last_position(topics)
+    def last_position(self, topics: tuple[str, ...], at_most: int | None = None) -> int:
+        """The position of the newest stored event with one of ``topics`` (0 if none), or of
+        the newest at or before ``at_most``."""
+        return self.lookups.last_position(topics, at_most)

@@ -18,14 +18,18 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+# above every position either backend can give (a signed 64-bit integer's largest value)
+_NO_LIMIT = 2**63 - 1
+
 
 @runtime_checkable
 class PositionLookups(Protocol):
     def position_of(self, originator_id: UUID, version: int) -> int | None:
         """The global position (notification id) of one stored event."""
 
-    def last_position(self, topics: tuple[str, ...]) -> int:
-        """The position of the newest stored event with one of ``topics`` (0 if none)."""
+    def last_position(self, topics: tuple[str, ...], at_most: int | None = None) -> int:
+        """The position of the newest stored event with one of ``topics`` (0 if none), or of
+        the newest at or before ``at_most``."""
 
 
 class BatchSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -81,14 +85,14 @@ class BatchSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             row = cursor.fetchone()
             return int(row[0]) if row else None
 
-    def last_position(self, topics: tuple[str, ...]) -> int:
+    def last_position(self, topics: tuple[str, ...], at_most: int | None = None) -> int:
         marks = ", ".join("?" for _ in topics)
         select = (
             f"SELECT rowid FROM {self.events_table_name} "  # noqa: S608
-            f"WHERE topic IN ({marks}) ORDER BY rowid DESC LIMIT 1"
+            f"WHERE topic IN ({marks}) AND rowid <= ? ORDER BY rowid DESC LIMIT 1"
         )
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(select, topics)
+            cursor.execute(select, (*topics, _NO_LIMIT if at_most is None else at_most))
             row = cursor.fetchone()
             return int(row[0]) if row else 0
 
@@ -141,12 +145,13 @@ class ArraysPostgresApplicationRecorder(PostgresApplicationRecorder):
             row = cursor.fetchone()
             return int(row["notification_id"]) if row else None
 
-    def last_position(self, topics: tuple[str, ...]) -> int:
+    def last_position(self, topics: tuple[str, ...], at_most: int | None = None) -> int:
         sql = SQL(
-            "SELECT notification_id FROM {} WHERE topic = ANY(%s) "
+            "SELECT notification_id FROM {} WHERE topic = ANY(%s) AND notification_id <= %s "
             "ORDER BY notification_id DESC LIMIT 1"
         ).format(self._events_table())
+        limit = _NO_LIMIT if at_most is None else at_most
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(sql, (list(topics),))
+            cursor.execute(sql, (list(topics), limit))
             row = cursor.fetchone()
             return int(row["notification_id"]) if row else 0

@@ -1,6 +1,10 @@
 """Stored events -> contract events: the event store's notification log read in position
 order, each key and organization event folded onto its aggregate and mapped to the contract
 event it is published as (see ``mapping``). The relay publishes this feed; export writes it.
+
+Each published event carries ``previous_position``, the position of the published event just
+before it, read off the store (never off what a process happened to publish), so a relay
+after a restart and an export from any position give the same value as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from eventsourcing.utils import get_topic
 from contracts.codec import json_encoder
 from services.keys.domain import ApiKey, Organization
 from services.keys.store import ApiKeysApplication
-from services.keys.streams.mapping import is_published, to_contract
+from services.keys.streams.mapping import PUBLISHED_TOPICS, is_published, to_contract
 
 
 def _event_topics(*aggregate_classes: type) -> tuple[str, ...]:
@@ -49,10 +53,13 @@ class EventFeed:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self.aggregates: OrderedDict[UUID, Any] = OrderedDict()
+        # the last published position at or before ``read_up_to``; None: look it up
+        self.last_published: int | None = None
 
     def restart_at(self, position: int) -> None:
         """Read on from ``position``, folding again from the store."""
         self.read_up_to = position
+        self.last_published = None
         self.aggregates.clear()
 
     def read_batch(self) -> list[tuple[int, bytes]]:
@@ -60,6 +67,8 @@ class EventFeed:
         notifications = self.app.recorder.select_notifications(
             start=self.read_up_to + 1, limit=self.batch_size, topics=FOLDED_TOPICS
         )
+        if self.last_published is None:
+            self.last_published = self.app.last_position(PUBLISHED_TOPICS, self.read_up_to)
         out: list[tuple[int, bytes]] = []
         for notification in notifications:
             self.read_up_to = notification.id
@@ -67,9 +76,10 @@ class EventFeed:
             aggregate = self._fold(event)
             if not is_published(event):
                 continue
-            contract = to_contract(event, aggregate, notification.id)
+            contract = to_contract(event, aggregate, notification.id, self.last_published)
             if contract is not None:
                 out.append((notification.id, json_encoder.encode(contract)))
+                self.last_published = notification.id
         return out
 
     def _fold(self, event: Any) -> Any:

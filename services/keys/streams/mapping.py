@@ -80,12 +80,16 @@ def key_state(key: ApiKey) -> e.KeyState:
     )
 
 
-def to_contract(event: Any, aggregate_after: Any, position: int) -> e.Event | None:
-    """The contract event for a stored domain event, given the aggregate just after it."""
+def to_contract(
+    event: Any, aggregate_after: Any, position: int, previous_position: int | None = None
+) -> e.Event | None:
+    """The contract event for a stored domain event, given the aggregate just after it (and
+    the position of the event published just before it)."""
     if not is_published(event):
         return None
     envelope = {
         "position": position,
+        "previous_position": previous_position,
         "occurred_at": event.timestamp,
         "actor_id": event.actor_id,
         "command_id": event.command_id,

@@ -20,7 +20,6 @@ import msgspec
 from redis.asyncio import Redis
 
 from contracts.codec import json_encoder
-from contracts.events import event_decoder
 from contracts.replay import ReplayEnd, ReplayRequest, replay_request_decoder
 from contracts.streams import (
     DATA_FIELD,
@@ -38,26 +37,13 @@ READ_BATCH = 1000  # stored events read, and entries written in one pipeline, at
 Items = list[tuple[int, bytes]]
 
 
-def chained(items: Items, previous: int) -> Items:
-    """The events with ``previous_position`` filled in where the feed left it empty: the
-    position published just before each (``previous`` for the first). The one place the
-    replay sets it; once the feed fills it, this passes its events through unchanged."""
-    out: Items = []
-    for position, data in items:
-        event = event_decoder.decode(data)
-        if event.previous_position is None:
-            data = json_encoder.encode(msgspec.structs.replace(event, previous_position=previous))
-        out.append((position, data))
-        previous = position
-    return out
-
-
-def next_chunk(feed: EventFeed, up_to: int, previous: int) -> tuple[Items, int, bool]:
-    """The next published events up to ``up_to`` (chained), how far the store has been read
+def next_chunk(feed: EventFeed, up_to: int) -> tuple[Items, int, bool]:
+    """The next published events up to ``up_to`` (each with the ``previous_position`` the
+    feed gives it, as on the events stream), how far the store has been read
     (at most ``up_to``), and whether the store holds nothing more."""
     before = feed.read_up_to
     items = [item for item in feed.read_batch() if item[0] <= up_to]
-    return chained(items, previous), min(feed.read_up_to, up_to), feed.read_up_to == before
+    return items, min(feed.read_up_to, up_to), feed.read_up_to == before
 
 
 class ReplayResponder:
@@ -147,16 +133,15 @@ class ReplayResponder:
             await self._write(target, [], end)
             return end
         feed = EventFeed(self.app, read_up_to=after, batch_size=READ_BATCH)
-        covered, previous, written = after, after, 0
+        covered, written = after, 0
         while covered < up_to and written < self.max_events:
-            items, read_to, exhausted = await asyncio.to_thread(next_chunk, feed, up_to, previous)
+            items, read_to, exhausted = await asyncio.to_thread(next_chunk, feed, up_to)
             room = self.max_events - written
             if len(items) > room:  # the bound falls inside this chunk: stop after its last
                 items, read_to, exhausted = items[:room], items[room - 1][0], True
             await self._write(target, items)
             written += len(items)
             covered = read_to
-            previous = items[-1][0] if items else previous
             if exhausted:
                 break
         end = ReplayEnd(
