@@ -20,7 +20,7 @@ from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.consumer import CommandConsumer, ensure_group
-from tests.support.scenario import cid, create_key, key_command, organization_setup
+from tests.support.scenario import cid, create_key, organization_setup
 
 
 @pytest.fixture
