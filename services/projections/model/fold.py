@@ -109,7 +109,11 @@ def _role_changed(
         grants = cache.get(key_id)
         if grants is not None:
             state = keys[key_id].state
-            if role_id in state.role_ids:
+            if role_id not in state.role_ids:
+                continue
+            if grants.direct is not None:  # worked out when asked: nothing to recompile
+                del cache[key_id]
+            else:
                 cache[key_id] = g.refresh(index, grants, state, names)
 
 
