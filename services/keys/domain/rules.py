@@ -16,9 +16,10 @@ HINT_MAX = 32
 PERMISSION_NAME_MAX = 200
 PERMISSIONS_PER_ROLE = 500
 LOCATIONS_PER_KEY = 1_000
-# every key event carries the whole role x location matrix: at most 20 x 1,000 cells
-ROLES_PER_KEY = 20
-LOCATIONS_PER_ORGANIZATION = 50_000
+# every key event carries the whole role x location matrix: at most 10 x 1,000 cells
+ROLES_PER_KEY = 10
+# the projection holds and stores an organization as one row, rewritten when it changes
+LOCATIONS_PER_ORGANIZATION = 20_000
 ROLES_PER_ORGANIZATION = 500
 
 

@@ -28,7 +28,7 @@ class Sized(Protocol):
 
     org: OrganizationView
 
-    def subtree_size(self, location_id: str) -> int: ...
+    def size_up_to(self, root: str, limit: int) -> int: ...
 
 
 _NOTHING = Answer(*settle({}, [Reason("", "", "everywhere")]))  # a marker, never returned
@@ -131,8 +131,9 @@ class DirectGrants:
         return {p: sorted(found[p]) for p in sorted(found)}
 
 
-def compile_cost(index: Sized, state: ev.KeyState) -> int:
-    """How many answers compiling the key would work out (each held cell's grant block)."""
+def compile_cost(index: Sized, state: ev.KeyState, budget: int) -> int:
+    """How many answers compiling the key would work out (each held cell's grant block),
+    counted only until it passes ``budget``, so the count itself stays within the budget."""
     org, off = index.org, switched_off(state)
     locations = [loc for loc in dict.fromkeys(state.location_ids) if loc in org.locations]
     cost = 0
@@ -140,24 +141,14 @@ def compile_cost(index: Sized, state: ev.KeyState) -> int:
         role = org.roles.get(role_id)
         if role is None:
             continue
-        below = sum(1 for p in role.permissions if p.scope in ("location_and_below", "own_items"))
+        below = sum(1 for p in role.permissions if p.scope in BELOW)
         flat = len(role.permissions) - below
         for location_id in locations:
-            if (role_id, location_id) not in off:
-                cost += 1 + flat + (below and below * index.subtree_size(location_id))
+            if (role_id, location_id) in off:
+                continue
+            cost += 1 + flat
+            if below:
+                cost += below * index.size_up_to(location_id, (budget - cost) // below + 1)
+            if cost > budget:
+                return cost
     return cost
-
-
-def subtree_sizes(children: dict[str | None, list[str]], org: OrganizationView) -> dict[str, int]:
-    """Each location's count of itself and the locations below it, from the roots down; a
-    location on a cycle (no root above it) is left out."""
-    known = org.locations
-    order = [loc for loc, node in known.items() if node.parent_id not in known]
-    for location_id in order:  # grows as it goes: breadth first
-        order.extend(children.get(location_id, ()))
-    sizes = dict.fromkeys(order, 1)
-    for location_id in reversed(order):
-        parent = known[location_id].parent_id
-        if parent in sizes:
-            sizes[parent] += sizes[location_id]  # type: ignore[index]
-    return sizes

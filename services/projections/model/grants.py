@@ -25,18 +25,13 @@ from services.projections.model.decisions import (
     answer_for,
     settle,
 )
-from services.projections.model.direct import (
-    DirectGrants,
-    compile_cost,
-    subtree_sizes,
-    switched_off,
-)
+from services.projections.model.direct import DirectGrants, compile_cost, switched_off
 from services.projections.model.values import OrganizationView, RoleDefinition
 
 Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
 # the most answers a key's compiled grants may hold; a larger key is answered directly
 # (see ``direct``), so compiling one key stays well within one turn of the event loop
-COMPILE_BUDGET = 20_000
+COMPILE_BUDGET = 2_000
 
 
 class OrgIndex:
@@ -49,7 +44,6 @@ class OrgIndex:
         "_children",
         "_combined",
         "_names",
-        "_sizes",
         "org",
         "table",
     )
@@ -64,13 +58,19 @@ class OrgIndex:
         self._blocks: dict[str, dict[str, Block]] = {}  # role -> location -> block
         self._combined: dict[tuple[int, int], Answer] = {}
         self._names: dict[str, frozenset[str]] = {}
-        self._sizes: dict[str, int] | None = None
 
-    def subtree_size(self, location_id: str) -> int:
-        """How many locations ``below`` gives, without listing them (all sizes in one pass)."""
-        if self._sizes is None:
-            self._sizes = subtree_sizes(self._children, self.org)
-        return self._sizes.get(location_id, len(self.org.locations))
+    def size_up_to(self, root: str, limit: int) -> int:
+        """How many locations ``below`` gives, counted only up to about ``limit``."""
+        found = self._below.get(root)
+        if found is not None:
+            return len(found)
+        children, seen, stack = self._children, {root}, [root]
+        while stack and len(seen) <= limit:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return len(seen)
 
     def below(self, root: str) -> tuple[str, ...]:
         """The root and every location below it (a cycle cannot loop forever)."""
@@ -233,7 +233,7 @@ def aware(moment: datetime) -> datetime:
 def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
     if index is None:
         return KeyGrants(None, state, {}, {})
-    if compile_cost(index, state) > COMPILE_BUDGET:
+    if compile_cost(index, state, COMPILE_BUDGET) > COMPILE_BUDGET:
         return KeyGrants(index.org, state, {}, {}, DirectGrants(index.org, index.table, state))
     at, everywhere = _collect(index, state, None)
     return KeyGrants(index.org, state, at, everywhere)
