@@ -48,6 +48,15 @@ def check_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def worst_case_rows() -> list[dict[str, Any]]:
+    """The event loop's longest stalls for the worst inputs within the limits, from
+    benchmarks/worst_case_inputs.py run in a process of its own (it holds large models)."""
+    args = [sys.executable, str(ROOT / "benchmarks" / "worst_case_inputs.py"), "--json"]
+    done = subprocess.run(args, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -89,6 +98,8 @@ def main() -> None:
         rows.append(trimming.row())  # trimming on vs off, alternating runs
     rows += check_rows(args.quick)
     rows.append(idle_cpu.row(seconds=5.0 if args.quick else 10.0))
+    if not args.quick:
+        rows += worst_case_rows()
     print_table(rows)
     for row in rows:
         if "cpu_share" in row:

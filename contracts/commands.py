@@ -9,9 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.common import Permission, RoleLocation
-
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+from contracts.common import Id, Permission, RoleLocation
 
 
 class Command(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=True):

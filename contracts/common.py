@@ -1,8 +1,13 @@
-"""Value structs used by commands and events alike."""
+"""Value structs used by commands and events alike, and the length of an id."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+# every id on the wire (organization, key, location, role, user, command): 1-200 characters;
+# a command with a longer one fails the schema (``invalid_command``)
+ID_MAX = 200
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX)]
 
 Scope = Literal["everywhere", "location_and_below", "location_only", "own_items"]
 SCOPES: tuple[str, ...] = ("everywhere", "location_and_below", "location_only", "own_items")
@@ -14,8 +19,8 @@ class Permission(msgspec.Struct, frozen=True):
 
 
 class RoleLocation(msgspec.Struct, frozen=True):
-    role_id: str
-    location_id: str
+    role_id: Id
+    location_id: Id
 
 
 class MatrixCell(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     reason: str
     payload: str
     deliveries: int = 1
+    truncated: bool = False  # the payload is cut to DEAD_LETTER_PAYLOAD_MAX_BYTES
 
 
 result_decoder = msgspec.json.Decoder(CommandResult)

@@ -30,3 +30,11 @@ def replay_stream(request_id: str) -> str:
 
 def replay_end_entry_id(last_position: int) -> str:
     return f"{last_position}-{REPLAY_END_SEQUENCE}"
+
+
+# The largest commands-stream entry read (its field names and values, in bytes): a larger one
+# is dead-lettered unread with the reason ``entry_too_large``.
+ENTRY_MAX_BYTES = 1_048_576
+# A dead letter keeps at most this much of the entry's payload (cut at a character boundary;
+# ``truncated`` says so), so dead letters stay small whatever was sent.
+DEAD_LETTER_PAYLOAD_MAX_BYTES = 65_536

@@ -128,3 +128,25 @@ def test_the_dead_letters_command_lists_retries_and_drops(
     assert [i.decode() for i, _ in client.xrange(settings.dead_letter_stream)] == [ids[2]]
     assert cli.main(["dead-letters", "retry"]) == 2  # ids are required
     client.close()
+
+
+async def test_a_dead_letter_with_a_truncated_payload_is_not_retried(
+    redis: Redis, redis_url: str, unique: str
+) -> None:
+    settings = settings_for(redis_url, unique)
+    letter = DeadLetter(
+        entry_id="1-0",
+        stream=settings.commands_stream,
+        reason="entry_too_large",
+        payload='{"type": "Rena',
+        truncated=True,
+    )
+    dead_id = await redis.xadd(
+        settings.dead_letter_stream, {"__data__": json_encoder.encode(letter)}
+    )
+    dead_id = dead_id.decode()
+    assert await dead_letters.retry(redis, settings, [dead_id]) == {dead_id: dead_letters.TRUNCATED}
+    assert await redis.xlen(settings.commands_stream) == 0  # nothing put back
+    assert [item.id for item in await dead_letters.list_dead_letters(redis, settings, 10)] == [
+        dead_id
+    ]

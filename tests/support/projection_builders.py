@@ -75,9 +75,14 @@ class EventLog:
         self.org(ev.ApiModuleEnabled)
         return self
 
-    def location(self, location_id: str, parent_id: str | None = None) -> Any:
+    def location(
+        self, location_id: str, parent_id: str | None = None, name: str | None = None
+    ) -> Any:
         return self.org(
-            ev.LocationDefined, location_id=location_id, name=location_id, parent_id=parent_id
+            ev.LocationDefined,
+            location_id=location_id,
+            name=name or location_id,
+            parent_id=parent_id,
         )
 
     def move(self, location_id: str, parent_id: str | None) -> Any:

@@ -13,7 +13,14 @@ from services.keys.domain.base import CausedAggregate
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import key_uuid
 from services.keys.domain.organization import Organization
-from services.keys.domain.rules import check_secret, clean_name, unique
+from services.keys.domain.rules import (
+    LOCATIONS_PER_KEY,
+    ROLES_PER_KEY,
+    check_secret,
+    clean_name,
+    require_room,
+    unique,
+)
 
 
 def require_valid_contents(
@@ -23,14 +30,17 @@ def require_valid_contents(
     each cell switched off names one of them."""
     if not locations:
         raise DomainError("locations_required", "at least one network location is required")
+    require_room(locations, 0, LOCATIONS_PER_KEY, "too_many_locations", "locations on a key")
+    require_room(roles, 0, ROLES_PER_KEY, "too_many_roles", "roles on a key")
     for location_id in locations:
         org.require_location(location_id)
     for role_id in roles:
         org.require_role(role_id)
+    role_set, location_set = set(roles), set(locations)
     for role_id, location_id in off_cells:
-        if role_id not in roles:
+        if role_id not in role_set:
             raise DomainError("role_not_on_key", f"role {role_id!r} is not on the key")
-        if location_id not in locations:
+        if location_id not in location_set:
             raise DomainError("location_not_on_key", f"{location_id!r} is not on the key")
 
 
@@ -219,6 +229,9 @@ class ApiKey(CausedAggregate):
         org.require_location(location_id)
         if location_id in self.location_ids:
             raise DomainError("location_already_on_key", f"{location_id!r} is already on the key")
+        require_room(
+            self.location_ids, 1, LOCATIONS_PER_KEY, "too_many_locations", "locations on a key"
+        )
         self._emit(self.LocationAdded, cause, location_id=location_id)
 
     def remove_location(self, location_id: str, cause: Cause) -> None:
@@ -233,6 +246,7 @@ class ApiKey(CausedAggregate):
         org.require_role(role_id)
         if role_id in self.role_ids:
             raise DomainError("role_already_on_key", f"role {role_id!r} is already on the key")
+        require_room(self.role_ids, 1, ROLES_PER_KEY, "too_many_roles", "roles on a key")
         self._emit(self.RoleAdded, cause, role_id=role_id)
 
     def remove_role(self, role_id: str, cause: Cause) -> None:

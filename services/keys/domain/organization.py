@@ -11,7 +11,13 @@ from eventsourcing.domain import Aggregate
 from services.keys.domain.base import CausedAggregate
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import organization_uuid
-from services.keys.domain.rules import clean_name, clean_permissions
+from services.keys.domain.rules import (
+    LOCATIONS_PER_ORGANIZATION,
+    ROLES_PER_ORGANIZATION,
+    clean_name,
+    clean_permissions,
+    require_room,
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,13 @@ class Organization(CausedAggregate):
     ) -> None:
         if location_id in self.locations:
             raise DomainError("location_exists", f"location {location_id!r} already exists")
+        require_room(
+            self.locations,
+            1,
+            LOCATIONS_PER_ORGANIZATION,
+            "organization_too_large",
+            "locations in an organization",
+        )
         if parent_id is not None:
             self.require_location(parent_id)
         self._emit(
@@ -229,6 +242,13 @@ class Organization(CausedAggregate):
     ) -> None:
         if role_id in self.roles:
             raise DomainError("role_exists", f"role {role_id!r} already exists")
+        require_room(
+            self.roles,
+            1,
+            ROLES_PER_ORGANIZATION,
+            "organization_too_large",
+            "roles in an organization",
+        )
         self._emit(
             self.RoleDefined,
             cause,

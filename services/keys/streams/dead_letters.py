@@ -38,6 +38,9 @@ class Listed:
     raw: bytes
 
 
+TRUNCATED = "truncated"  # retry's answer for a dead letter whose payload was cut
+
+
 async def list_dead_letters(redis: Redis, settings: KeysSettings, count: int) -> list[Listed]:
     """The oldest ``count`` dead letters."""
     entries: Any = await redis.xrange(settings.dead_letter_stream, count=count)
@@ -46,13 +49,17 @@ async def list_dead_letters(redis: Redis, settings: KeysSettings, count: int) ->
 
 async def retry(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[str, str | None]:
     """Each dead letter's payload back onto the commands stream; per id, the new command
-    entry's id, or None if there is no such dead letter."""
+    entry's id, or None if there is no such dead letter. A dead letter whose payload was cut
+    (``truncated``) no longer holds the command: it is left where it is, with TRUNCATED."""
     script = redis.register_script(RETRY_SCRIPT)
     out: dict[str, str | None] = {}
     for dead_id in ids:
         found = await _read(redis, settings, dead_id)
         if found is None or found.letter is None:
             out[dead_id] = None
+            continue
+        if found.letter.truncated:
+            out[dead_id] = TRUNCATED
             continue
         keys = [settings.dead_letter_stream, settings.commands_stream]
         new_id = await script(keys=keys, args=[dead_id, found.letter.payload])
@@ -114,9 +121,11 @@ async def run_command(
             for dead_id, new_id in retried.items():
                 if new_id is None:
                     err.write(f"no dead letter {dead_id}\n")
+                elif new_id == TRUNCATED:
+                    err.write(f"not retried {dead_id}: its payload was truncated\n")
                 else:
                     out.write(f"retried {dead_id} as {settings.commands_stream} {new_id}\n")
-            return 0 if all(retried.values()) else 1
+            return 0 if all(v not in (None, TRUNCATED) for v in retried.values()) else 1
         dropped = await drop(redis, settings, ids)
         for dead_id, was_there in dropped.items():
             if was_there:

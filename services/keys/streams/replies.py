@@ -30,6 +30,7 @@ from contracts.streams import DATA_FIELD
 from services.common.lag import watermark_key
 from services.common.resilience import Outage, keep_trying
 from services.keys.settings import KeysSettings
+from services.keys.streams.intake import payload_text
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,14 @@ class Replies:
 def dead_letter(
     settings: KeysSettings, entry_id: str, data: dict[bytes, bytes], failures: int
 ) -> DeadLetter:
+    payload, truncated = payload_text(data.get(DATA_FIELD.encode(), b""))
     return DeadLetter(
         entry_id=entry_id,
         stream=settings.commands_stream,
         reason=f"handling failed {failures} times",
-        payload=data.get(DATA_FIELD.encode(), b"").decode("utf-8", errors="replace"),
+        payload=payload,
         deliveries=failures,
+        truncated=truncated,
     )
 
 

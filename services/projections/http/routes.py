@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from contracts import audit as a
 from contracts import queries as q
+from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections.audit import queries as audit_queries
 from services.projections.http.context import context_of
@@ -22,10 +23,10 @@ from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
 from services.projections.model.verification import verify_secret
 
-_ID = r"^[^\s\x00-\x1f\x7f]{1,200}$"
+_ID = rf"^[^\s\x00-\x1f\x7f]{{1,{ID_MAX}}}$"
 _PERMISSION = r"^[^\x00-\x1f\x7f]{1,200}$"
-Id = Annotated[str, QueryParameter(pattern=_ID, min_length=1, max_length=200)]
-PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=200)]
+Id = Annotated[str, QueryParameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
+PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
 PermissionName = Annotated[str, QueryParameter(pattern=_PERMISSION, min_length=1, max_length=200)]
 MinPosition = Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)]
 ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]

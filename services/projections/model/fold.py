@@ -104,13 +104,20 @@ def _role_changed(
     index.role_changed(role_id)
     if not names:
         return
-    cache, keys = model.grant_cache, model.keys
+    cache, keys, spent = model.grant_cache, model.keys, 0
     for key_id in model.org_keys.get(org_id, ()):
         grants = cache.get(key_id)
-        if grants is not None:
-            state = keys[key_id].state
-            if role_id in state.role_ids:
-                cache[key_id] = g.refresh(index, grants, state, names)
+        if grants is None or role_id not in keys[key_id].state.role_ids:
+            continue
+        state = keys[key_id].state
+        # within one event's budget; past it (or for a key answered directly) the grants are
+        # dropped and worked out again when the key is next asked about
+        cost = 0 if grants.direct else g.compile_cost(index, state, g.COMPILE_BUDGET)
+        spent += cost
+        if grants.direct is not None or cost > g.COMPILE_BUDGET or spent > g.COMPILE_BUDGET:
+            del cache[key_id]
+        else:
+            cache[key_id] = g.refresh(index, grants, state, names)
 
 
 def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:

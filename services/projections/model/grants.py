@@ -25,16 +25,28 @@ from services.projections.model.decisions import (
     answer_for,
     settle,
 )
+from services.projections.model.direct import DirectGrants, compile_cost, switched_off
 from services.projections.model.values import OrganizationView, RoleDefinition
 
 Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
+# the most answers a key's compiled grants may hold; a larger key is answered directly
+# (see ``direct``), so compiling one key stays well within one turn of the event loop
+COMPILE_BUDGET = 2_000
 
 
 class OrgIndex:
     """An organization's location tree and what each (role, location) cell grants, worked out
     once per tree and role version and shared by every key holding that cell."""
 
-    __slots__ = ("_below", "_blocks", "_children", "_combined", "_names", "org", "table")
+    __slots__ = (
+        "_below",
+        "_blocks",
+        "_children",
+        "_combined",
+        "_names",
+        "org",
+        "table",
+    )
 
     def __init__(self, org: OrganizationView, table: AnswerTable) -> None:
         children: dict[str | None, list[str]] = {}
@@ -46,6 +58,19 @@ class OrgIndex:
         self._blocks: dict[str, dict[str, Block]] = {}  # role -> location -> block
         self._combined: dict[tuple[int, int], Answer] = {}
         self._names: dict[str, frozenset[str]] = {}
+
+    def size_up_to(self, root: str, limit: int) -> int:
+        """How many locations ``below`` gives, counted only up to about ``limit``."""
+        found = self._below.get(root)
+        if found is not None:
+            return len(found)
+        children, seen, stack = self._children, {root}, [root]
+        while stack and len(seen) <= limit:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return len(seen)
 
     def below(self, root: str) -> tuple[str, ...]:
         """The root and every location below it (a cycle cannot loop forever)."""
@@ -139,7 +164,7 @@ class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
     ``everywhere`` keeps every ``everywhere`` answer, for locations the scoped map lacks.
     """
 
-    __slots__ = ("deleted", "disabled", "everywhere", "expires", "org", "plain")
+    __slots__ = ("deleted", "direct", "disabled", "everywhere", "expires", "org", "plain")
 
     def __init__(
         self,
@@ -147,6 +172,7 @@ class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
         state: ev.KeyState,
         at: dict[str, dict[str, Answer]],
         everywhere: dict[str, Answer],
+        direct: DirectGrants | None = None,
     ) -> None:
         super().__init__(everywhere)
         self.update(at)
@@ -156,8 +182,15 @@ class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
         expires = state.expires_at
         self.expires = None if expires is None else aware(expires).astimezone(UTC)
         # nothing but the organization's API module can deny: the one test on a check's path
-        self.plain = org is not None and not self.deleted and not self.disabled and expires is None
+        self.plain = (
+            org is not None
+            and not self.deleted
+            and not self.disabled
+            and expires is None
+            and direct is None
+        )
         self.everywhere = everywhere
+        self.direct = direct  # a key too large to compile: every answer worked out when asked
 
     @property
     def at(self) -> dict[str, dict[str, Answer]]:
@@ -165,6 +198,8 @@ class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
         return {p: m for p, m in self.items() if type(m) is dict}
 
     def answer(self, permission: str, location_id: str) -> Answer | None:
+        if self.direct is not None:
+            return self.direct.answer(permission, location_id)
         by_location = self.get(permission)
         if type(by_location) is dict:
             found = by_location.get(location_id)
@@ -198,6 +233,8 @@ def aware(moment: datetime) -> datetime:
 def compile_grants(index: OrgIndex | None, state: ev.KeyState) -> KeyGrants:
     if index is None:
         return KeyGrants(None, state, {}, {})
+    if compile_cost(index, state, COMPILE_BUDGET) > COMPILE_BUDGET:
+        return KeyGrants(index.org, state, {}, {}, DirectGrants(index.org, index.table, state))
     at, everywhere = _collect(index, state, None)
     return KeyGrants(index.org, state, at, everywhere)
 
@@ -223,23 +260,12 @@ def _collect(
     return _merged(index, scoped, everywhere)
 
 
-def _switched_off(state: ev.KeyState) -> set[tuple[str, str]]:
-    """The (role, location) cells the key's matrix turns off: the last cell for a pair wins."""
-    off: set[tuple[str, str]] = set()
-    for c in state.matrix:
-        if not c.applies:
-            off.add((c.role_id, c.location_id))
-        elif off:
-            off.discard((c.role_id, c.location_id))
-    return off
-
-
 def _held_blocks(
     index: OrgIndex, state: ev.KeyState, names: set[str] | None
 ) -> tuple[dict[str, list[dict[str, Answer]]], dict[str, list[Answer]]]:
     """Per permission, the grant blocks of every (role, location) cell the key holds."""
     org = index.org
-    off = _switched_off(state)
+    off = switched_off(state)
     known = org.locations
     locations = [loc for loc in dict.fromkeys(state.location_ids) if loc in known]
     scoped: dict[str, list[dict[str, Answer]]] = {}

@@ -66,6 +66,11 @@ def check(
         denied = g.status_denial(grants, now)
         if denied is not None:
             return denied
+        if grants.direct is not None:
+            found = grants.direct.answer(permission, location_id)
+            if found is None:
+                return NOT_GRANTED
+            return found.own if item_owner_is_key else found.others
     entry = grants.get(permission)
     if entry is None:
         return NOT_GRANTED
@@ -94,8 +99,15 @@ def effective_permissions(
     view = model.keys[key_id]
     grants = key_grants(model, key_id)
     listing: dict[str, dict[str, list[Reason]]] = {}
+    locations = sorted(model.organizations[view.organization_id].locations)
+    if grants.direct is not None:
+        for location_id in locations:
+            found = grants.direct.listing(location_id)
+            if found:
+                listing[location_id] = found
+        return status, listing
     scoped = grants.at
-    for location_id in sorted(model.organizations[view.organization_id].locations):
+    for location_id in locations:
         permissions = set(grants.everywhere) | {p for p, at in scoped.items() if location_id in at}
         for permission in sorted(permissions):
             reasons = grants.reasons(permission, location_id)

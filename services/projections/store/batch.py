@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from contracts.codec import json_encoder
 from services.projections.model import gc_policy
 from services.projections.model.fold import Touched
 from services.projections.model.state import ReadModel
+from services.projections.model.values import OrganizationView
 from services.projections.store.event_log import EventRow
 from services.projections.store.schema import EVENT_LOG, KEYS, ORGANIZATIONS, SECRETS, Table
 
@@ -60,11 +62,43 @@ async def batch_for_yielding(
     must not change meanwhile: its one writer awaits this."""
     key_ids = sorted({t.key_id for t in touched if t.key_id is not None})
     org_ids = sorted({t.organization_id for t in touched if t.key_id is None})
-    batch = _rows(Batch(model.position, events=list(events)), model, org_ids, [])
+    batch = Batch(model.position, events=list(events))
+    for org_id in org_ids:
+        text = await organization_json(model.organizations[org_id])
+        batch.organizations.append((org_id, text))
     for start in range(0, len(key_ids), chunk):
         _rows(batch, model, [], key_ids[start : start + chunk])
         await asyncio.sleep(0)
     return batch
+
+
+async def organization_json(view: OrganizationView, chunk: int = 2000) -> str:
+    """The organization's row, as ``encode(view)`` gives it, written a chunk of locations and
+    roles at a time with a yield to the event loop between chunks (the largest organization's
+    row is tens of megabytes)."""
+    if len(view.locations) + len(view.roles) <= chunk:
+        return json_encoder.encode(view).decode()
+    parts = ['{"api_module_enabled":', "true" if view.api_module_enabled else "false"]
+    parts.append(',"locations":')
+    parts.append(await _dict_json(view.locations, chunk))
+    parts.append(',"roles":')
+    parts.append(await _dict_json(view.roles, chunk // 20 or 1))  # a role holds many permissions
+    parts.append("}")
+    return "".join(parts)
+
+
+async def _dict_json(values: dict[str, Any], chunk: int) -> str:
+    """The dict's JSON object, a chunk of entries at a time (the dict does not change
+    meanwhile: the model's one writer awaits this)."""
+    encode, items = json_encoder.encode, iter(values.items())
+    pieces: list[str] = []
+    while True:
+        with gc_policy.paused():
+            piece = encode(dict(itertools.islice(items, chunk))).decode()
+        if piece == "{}":
+            return "{" + ",".join(pieces) + "}"
+        pieces.append(piece[1:-1])
+        await asyncio.sleep(0)
 
 
 def full_batch(model: ReadModel, events: Iterable[EventRow] = ()) -> Batch:
