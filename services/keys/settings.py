@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from contracts import streams
 
 DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
+# entries per in-memory cache: the command path's aggregates and recent outcomes, the relay's
+# folded aggregates; a miss costs one store read, so memory is bounded by this, not by history
+DEFAULT_CACHE_SIZE = 10_000
+# an aggregate gets a snapshot every this many events: a load replays fewer events than this
+DEFAULT_SNAPSHOT_INTERVAL = 200
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class KeysSettings:
     health_addr: str = "127.0.0.1:8081"
     relay_in_process: bool = False
     max_relay_lag_seconds: float = 10.0
+    cache_size: int = DEFAULT_CACHE_SIZE
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -47,4 +54,15 @@ class KeysSettings:
             health_addr=env.get("APIKEYS_KEYS_HEALTH_ADDR", "127.0.0.1:8081"),
             relay_in_process=env.get("APIKEYS_RELAY", "process") == "inline",
             max_relay_lag_seconds=float(env.get("APIKEYS_MAX_RELAY_LAG_SECONDS", "10")),
+            cache_size=_positive(env, "APIKEYS_CACHE_SIZE", DEFAULT_CACHE_SIZE),
+            snapshot_interval=int(
+                env.get("APIKEYS_SNAPSHOT_INTERVAL", str(DEFAULT_SNAPSHOT_INTERVAL))
+            ),
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = int(env.get(name, str(default)))
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value

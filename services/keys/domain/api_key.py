@@ -5,11 +5,12 @@ rules that need its reference data (locations and roles must exist)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from services.keys.domain.base import CausedAggregate
+from services.keys.domain.base import CausedAggregate, Codec
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import key_uuid
 from services.keys.domain.organization import Organization
@@ -48,6 +49,13 @@ class ApiKey(CausedAggregate):
         secret_sha256: str
         secret_hint: str
         expires_at: datetime | None
+
+    snapshot_codecs: ClassVar[dict[str, Codec]] = {
+        "matrix": (
+            lambda cells: [[role, location, on] for (role, location), on in cells.items()],
+            lambda cells: {(role, location): on for role, location, on in cells},
+        ),
+    }
 
     def __init__(
         self,
