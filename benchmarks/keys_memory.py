@@ -4,7 +4,7 @@ rounds, with tracemalloc snapshots between rounds; prints, per round, the traced
 and the lines whose allocations grew most since the first round.
 
     .venv/bin/python benchmarks/keys_memory.py [--rounds 6] [--per-round 20000] [--keys 5000]
-                                               [--top 12] [--cache-size N]
+                                               [--top 12] [--cache-size N] [--frames 1]
 
 Target: the traced total stops growing once the caches are full (flat within 10 % over the
 last rounds); the same-run baseline is the first measured round.
@@ -54,8 +54,8 @@ def send(url: str, commands: list[dict[str, Any]], timeout: float = 600.0) -> No
     client.close()
 
 
-def report(base: tracemalloc.Snapshot, now: tracemalloc.Snapshot, top: int) -> None:
-    for stat in now.compare_to(base, "traceback")[:top]:
+def report(base: tracemalloc.Snapshot, now: tracemalloc.Snapshot, top: int, frames: int) -> None:
+    for stat in now.compare_to(base, "traceback" if frames > 1 else "lineno")[:top]:
         frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in stat.traceback]
         print(f"  {stat.size_diff / MB:+8.2f} MB {stat.count_diff:+9d} blocks  {frames[-1]}")
         for frame in reversed(frames[:-1][-4:]):
@@ -74,7 +74,7 @@ async def measure(args: argparse.Namespace, url: str, store: str) -> None:
         await asyncio.to_thread(send, url, load.setup_commands(args.keys))
         mix = load.Mix(args.keys)
         process = psutil.Process()
-        tracemalloc.start(8)
+        tracemalloc.start(args.frames)
         base: tracemalloc.Snapshot | None = None
         for round_ in range(args.rounds + 1):
             commands = [mix.next() for _ in range(args.per_round)]
@@ -85,11 +85,14 @@ async def measure(args: argparse.Namespace, url: str, store: str) -> None:
             )
             traced = sum(s.size for s in snapshot.statistics("filename")) / MB
             rss = process.memory_info().rss / MB
-            print(f"round {round_}: {mix.count} commands, traced {traced:.1f} MB, RSS {rss:.1f} MB")
+            print(
+                f"round {round_}: {mix.count} commands, traced {traced:.1f} MB, RSS {rss:.1f} MB",
+                flush=True,
+            )
             if base is None:
                 base = snapshot
             else:
-                report(base, snapshot, args.top)
+                report(base, snapshot, args.top, args.frames)
     finally:
         tracemalloc.stop()
         await service.stop()
@@ -102,6 +105,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=5000)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--cache-size", type=int, default=None)
+    parser.add_argument("--frames", type=int, default=1, help="frames kept per allocation")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), append_only=False) as r:
         asyncio.run(measure(args, r.url, f"sqlite:///{tmp}/events.db"))
