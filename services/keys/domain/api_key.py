@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from services.keys.domain.base import CausedAggregate, Codec
+from services.keys.domain.base import CausedAggregate, Codec, pairs_codec
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import key_uuid
 from services.keys.domain.organization import Organization
@@ -50,12 +50,7 @@ class ApiKey(CausedAggregate):
         secret_hint: str
         expires_at: datetime | None
 
-    snapshot_codecs: ClassVar[dict[str, Codec]] = {
-        "matrix": (
-            lambda cells: [[role, location, on] for (role, location), on in cells.items()],
-            lambda cells: {(role, location): on for role, location, on in cells},
-        ),
-    }
+    snapshot_codecs: ClassVar[dict[str, Codec]] = {"matrix": pairs_codec()}
 
     def __init__(
         self,

@@ -26,6 +26,14 @@ def dict_of_sets_codec() -> Codec:
     )
 
 
+def pairs_codec() -> Codec:
+    """A dict keyed by pairs, as [first, second, value] triples."""
+    return (
+        lambda cells: [[a, b, value] for (a, b), value in cells.items()],
+        lambda cells: {(a, b): value for a, b, value in cells},
+    )
+
+
 class PlainSnapshot(Snapshot):
     """The library's snapshot (every attribute of the aggregate, which the library sets back
     as they were), with the attributes the event store's JSON cannot hold (sets, tuples,
