@@ -8,6 +8,7 @@ times, a new application and processor over the same store (what a restart leave
 cached) apply one RenameLocation to it, timed from the call to its result. Target: 100 ms.
 Same-run baseline: the same with snapshots off (no snapshot read, the whole history replayed).
 Runs on SQLite, and on PostgreSQL with `--postgres URL` (a schema of its own, dropped after).
+Writes the rows to benchmarks/results/restart-cost-latest.json.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from services.keys.settings import DEFAULT_SNAPSHOT_INTERVAL  # noqa: E402
 from services.keys.store import ApiKeysApplication  # noqa: E402
 from tests.support.scenario import organization_setup  # noqa: E402
 
+RESULTS = Path(__file__).resolve().parent / "results" / "restart-cost-latest.json"
 ORG = "longest"
 TARGET_MS = 100.0
 BATCH = 500
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     args = parser.parse_args(argv)
     rows = figures(args.postgres, args.events, args.runs)
     out(json.dumps(rows, indent=2))
+    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
