@@ -2,7 +2,7 @@
 minutes; memory sampled every 30 s, growth per hour fitted after the first minute.
 
     .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 200] [--check-rate 200]
-                                        [--keys 5000] [--postgres URL]
+                                        [--keys 5000] [--postgres URL] [--cache-size N]
 
 Load (benchmarks/soak_load.py): the organization and `--keys` keys are created first (not
 measured), then commands go in via XADD at `--rate` a second over those keys only (renames,
@@ -142,6 +142,7 @@ def summarize(
             "postgres": bool(args.postgres),
             "sample_seconds": args.sample_seconds,
             "warm_up_seconds": args.warm_up_seconds,
+            "cache_size": args.cache_size,
         },
         "interrupted": interrupted,
         "seconds": round(seconds, 1),
@@ -223,9 +224,14 @@ def main() -> None:
     parser.add_argument("--max-growth", type=float, default=10.0, help="target, MB/h")
     parser.add_argument("--postgres", help="PostgreSQL URL: stores in fresh schemas, dropped after")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON summary goes")
+    parser.add_argument(
+        "--cache-size", type=int, help="APIKEYS_CACHE_SIZE (default: the service's)"
+    )
     args = parser.parse_args()
     drops = []
     env: dict[str, str] = {}
+    if args.cache_size is not None:
+        env["APIKEYS_CACHE_SIZE"] = str(args.cache_size)
     product: Product | None = None
     try:
         if args.postgres:

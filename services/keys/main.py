@@ -127,9 +127,12 @@ class KeysService:
 
     def _wire_consumer(self, app: ApiKeysApplication) -> CommandConsumer:
         """The processor, the relay it wakes, and the consumer that feeds it."""
-        processor = CommandProcessor(app)
+        settings = self.settings
+        processor = CommandProcessor(
+            app, cache_size=settings.cache_size, snapshot_interval=settings.snapshot_interval
+        )
         wake = self._start_relay(app)
-        consumer = CommandConsumer(self.settings, processor, self.redis, on_stored=wake)
+        consumer = CommandConsumer(settings, processor, self.redis, on_stored=wake)
         self.consumer = consumer
         if self.stop_requested.is_set():
             raise ServiceStopped
@@ -167,7 +170,12 @@ class KeysService:
     def _start_relay(self, app: ApiKeysApplication) -> Callable[[], None]:
         settings = self.settings
         if settings.relay_in_process:
-            relay = EventRelay(app, connect(settings.redis_url), settings.events_stream)
+            relay = EventRelay(
+                app,
+                connect(settings.redis_url),
+                settings.events_stream,
+                cache_size=settings.cache_size,
+            )
             self.inline_relay = relay
             self.tasks.append(asyncio.create_task(relay.run(), name="relay"))
             return relay.wake.set

@@ -27,6 +27,8 @@ from services.keys.cache import AggregateCache
 from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
 from services.keys.handlers import handle
 from services.keys.outcomes import base_result, last_event_of, receipt_for, replayed, result_from
+from services.keys.settings import DEFAULT_CACHE_SIZE, DEFAULT_SNAPSHOT_INTERVAL
+from services.keys.snapshots import SnapshotPolicy
 from services.keys.store import ApiKeysApplication
 
 log = logging.getLogger(__name__)
@@ -85,14 +87,16 @@ class CommandProcessor:
         app: ApiKeysApplication,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        cache_size: int = 200_000,
-        recent_size: int = 200_000,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
     ):
         self.app = app
         self.clock = clock
-        self.cache = AggregateCache(app.repository.get, cache_size)
+        self.snapshots = SnapshotPolicy(app, snapshot_interval)
+        self.cache = AggregateCache(self.snapshots.load, cache_size)
+        # outcomes of recent commands, so a redelivery is answered without a receipt read
         self.recent: OrderedDict[str, tuple[str, CommandResult]] = OrderedDict()
-        self.recent_size = recent_size
+        self.recent_size = cache_size
         self.last_written = 0
 
     def process(self, entries: list[Entry]) -> list[CommandResult]:
@@ -147,7 +151,9 @@ class CommandProcessor:
             recordings = self.app.events.put(to_save) if to_save else []
         except BaseException:
             self.cache.clear()
+            self.snapshots.forget()
             raise
+        self.snapshots.stored(self.cache.pinned, to_save)
         self.cache.release()
         if recordings:
             # Contiguous with what we saw at the start: nobody else wrote in between.

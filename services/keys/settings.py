@@ -11,6 +11,11 @@ from contracts import streams
 from services.common.http_limits import HttpLimits
 
 DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
+# entries per in-memory cache: the command path's aggregates and recent outcomes, the relay's
+# folded aggregates; a miss costs one store read, so memory is bounded by this, not by history
+DEFAULT_CACHE_SIZE = 10_000
+# an aggregate gets a snapshot every this many events: a load replays fewer events than this
+DEFAULT_SNAPSHOT_INTERVAL = 200
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class KeysSettings:
     events_max_entries: int = 1_000_000
     dead_letter_max_entries: int = 100_000
     trim_streams: bool = True
+    cache_size: int = DEFAULT_CACHE_SIZE
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
@@ -65,17 +72,22 @@ class KeysSettings:
             replay_max_events=int(env.get("APIKEYS_REPLAY_MAX_EVENTS", "10000")),
             replay_ttl_seconds=int(env.get("APIKEYS_REPLAY_TTL_SECONDS", "300")),
             results_retention_seconds=float(env.get("APIKEYS_RESULTS_RETENTION_SECONDS", "86400")),
-            results_max_entries=_at_least_one(env, "APIKEYS_RESULTS_MAX_ENTRIES", "1000000"),
+            results_max_entries=_positive(env, "APIKEYS_RESULTS_MAX_ENTRIES", 1_000_000),
             events_retention_seconds=float(env.get("APIKEYS_EVENTS_RETENTION_SECONDS", "604800")),
-            events_max_entries=_at_least_one(env, "APIKEYS_EVENTS_MAX_ENTRIES", "1000000"),
-            dead_letter_max_entries=_at_least_one(env, "APIKEYS_DEAD_LETTER_MAX_ENTRIES", "100000"),
+            events_max_entries=_positive(env, "APIKEYS_EVENTS_MAX_ENTRIES", 1_000_000),
+            dead_letter_max_entries=_positive(env, "APIKEYS_DEAD_LETTER_MAX_ENTRIES", 100_000),
             trim_streams=env.get("APIKEYS_TRIM_STREAMS", "true").lower() != "false",
+            cache_size=_positive(env, "APIKEYS_CACHE_SIZE", DEFAULT_CACHE_SIZE),
+            snapshot_interval=int(
+                env.get("APIKEYS_SNAPSHOT_INTERVAL", str(DEFAULT_SNAPSHOT_INTERVAL))
+            ),
         )
 
 
-def _at_least_one(env: Mapping[str, str], name: str, default: str) -> int:
-    """A stream's entry limit: the newest entry always stays (a relay resumes after it)."""
-    value = int(env.get(name, default))
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """A size that must be at least 1 (a stream's entry limit keeps the newest entry, which a
+    relay resumes after; a cache of nothing would reload every aggregate)."""
+    value = int(env.get(name, str(default)))
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
     return value

@@ -317,3 +317,19 @@ class TestFolding:
         holders = rules.keys_with_permission(model, "org-1", "view", "line", NOW)
         assert [key_id for key_id, _ in holders] == ["k1"]
         assert rules.keys_with_permission(model, "org-2", "view", "line", NOW) == []
+
+
+class TestAnswerTable:
+    def test_the_shared_answers_stay_bounded_and_checks_stay_right(self):
+        log = tree()
+        for i in range(40):  # every role change makes reason sets no key holds any more
+            log.role(f"r{i}", ("view", "location_only"))
+            log.create_key(f"k{i}", ["plant"], [f"r{i}"])
+        model = rules.fold(log.events)
+        model.answer_limit = 10
+        for i in range(40):
+            assert allowed(model, "plant", key=f"k{i}")
+            reasons = rules.check(model, f"k{i}", "view", "plant", False, NOW).reasons
+            assert reasons == [Reason(f"r{i}", "plant", "location_only")]
+            assert len(model.answers) <= model.answer_limit
+        assert not allowed(model, "office", key="k3")

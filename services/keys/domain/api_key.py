@@ -5,11 +5,12 @@ rules that need its reference data (locations and roles must exist)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from services.keys.domain.base import CausedAggregate
+from services.keys.domain.base import CausedAggregate, Codec, pairs_codec
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import key_uuid
 from services.keys.domain.organization import Organization
@@ -58,6 +59,8 @@ class ApiKey(CausedAggregate):
         secret_sha256: str
         secret_hint: str
         expires_at: datetime | None
+
+    snapshot_codecs: ClassVar[dict[str, Codec]] = {"matrix": pairs_codec()}
 
     def __init__(
         self,

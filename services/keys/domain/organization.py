@@ -4,11 +4,12 @@ who holds API Administrator, the location tree and the roles."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from services.keys.domain.base import CausedAggregate
+from services.keys.domain.base import CausedAggregate, Codec, dict_of_sets_codec, set_codec
 from services.keys.domain.errors import Cause, DomainError
 from services.keys.domain.ids import organization_uuid
 from services.keys.domain.rules import (
@@ -38,6 +39,22 @@ class Organization(CausedAggregate):
 
     class Registered(Event, Aggregate.Created):
         organization_id: str
+
+    snapshot_codecs: ClassVar[dict[str, Codec]] = {
+        "administrators": set_codec(),
+        "children": dict_of_sets_codec(),
+        "locations": (
+            lambda found: {k: [v.name, v.parent_id] for k, v in found.items()},
+            lambda found: {k: Location(*v) for k, v in found.items()},
+        ),
+        "roles": (
+            lambda found: {k: [v.name, [list(p) for p in v.permissions]] for k, v in found.items()},
+            lambda found: {
+                k: Role(name, tuple((p, scope) for p, scope in perms))
+                for k, (name, perms) in found.items()
+            },
+        ),
+    }
 
     def __init__(self, organization_id: str, command_id: str | None, actor_id: str | None):
         self.organization_id = organization_id

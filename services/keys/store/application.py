@@ -3,11 +3,15 @@ queries the library does not offer (each backend's recorder answers them)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, project_aggregate
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from services.common.store_url import SqliteUrl, parse_store_url
@@ -60,9 +64,38 @@ class ApiKeysApplication(Application[UUID]):
     """The write model's store. Its name gives the PostgreSQL table `apikeys_events`."""
 
     name = "ApiKeys"
+    # Snapshots live in a table of their own (SQLite `stored_snapshots`, PostgreSQL
+    # `apikeys_snapshots`), outside the notification log the relay reads. Reading them is
+    # always on; which aggregates get one is the command path's choice (`snapshots`).
+    is_snapshotting_enabled = True
 
     def __init__(self, url: str, **extra_env: Any):
         super().__init__(env={**persistence_env(url), **extra_env})
+
+    def load(self, aggregate_id: UUID) -> tuple[Aggregate, int]:
+        """The aggregate (from its latest snapshot and the events after it, or from all its
+        events when it has none), and how many events were replayed."""
+        replayed = 0
+
+        def counted(events: Iterable[Any]) -> Iterator[Any]:
+            nonlocal replayed
+            for event in events:
+                replayed += not isinstance(event, Snapshot)
+                yield event
+
+        aggregate: Aggregate = self.repository.get(
+            aggregate_id,
+            projector_func=lambda initial, events: project_aggregate(initial, counted(events)),
+        )
+        return aggregate, replayed
+
+    def put_snapshots(self, aggregates: Iterable[Aggregate]) -> None:
+        """Snapshots of aggregates as they are stored now (one already stored at the same
+        version, by another replica, is the same state and is kept)."""
+        assert self.snapshots is not None
+        for aggregate in aggregates:
+            with contextlib.suppress(IntegrityError):
+                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
 
     @property
     def lookups(self) -> PositionLookups:

@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 
 from contracts.codec import json_encoder
 from services.keys.domain import ApiKey, Organization
+from services.keys.settings import DEFAULT_CACHE_SIZE
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.mapping import PUBLISHED_TOPICS, is_published, to_contract
 
@@ -46,7 +47,7 @@ class EventFeed:
         *,
         read_up_to: int = 0,
         batch_size: int = 1000,
-        cache_size: int = 50_000,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ):
         self.app = app
         self.read_up_to = read_up_to

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
 from services.common.resilience import Backoff, Outage, is_transient
+from services.keys.settings import DEFAULT_CACHE_SIZE
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.feed import EventFeed
 
@@ -38,7 +39,7 @@ class EventRelay:
         stream: str,
         *,
         batch_size: int = 1000,
-        cache_size: int = 50_000,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ):
         self.feed = EventFeed(app, batch_size=batch_size, cache_size=cache_size)
         self.redis = redis

@@ -43,7 +43,13 @@ class RelayProcess:
         settings = self.settings
         process = context.Process(
             target=run_relay_process,
-            args=(settings.event_store, settings.redis_url, settings.events_stream, reader),
+            args=(
+                settings.event_store,
+                settings.redis_url,
+                settings.events_stream,
+                reader,
+                settings.cache_size,
+            ),
             name="apikeys-relay",
             daemon=False,
         )
@@ -129,7 +135,9 @@ async def _exited(process: BaseProcess) -> None:
 # --- the child ------------------------------------------------------------------------------
 
 
-async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: int) -> None:
+async def relay_forever(
+    event_store: str, redis_url: str, stream: str, wake_fd: int, cache_size: int
+) -> None:
     """The relay as a process of its own. The keys service writes a byte to ``wake_fd`` after
     each stored batch; end of file there means the keys service is gone, and so the relay
     ends too."""
@@ -146,7 +154,7 @@ async def relay_forever(event_store: str, redis_url: str, stream: str, wake_fd: 
     except Stopping:
         return
     redis = connect(redis_url)
-    relay = EventRelay(app, redis, stream)
+    relay = EventRelay(app, redis, stream, cache_size=cache_size)
     gc.collect()
     gc.freeze()  # start-up's objects out of the collector's full passes
 
@@ -173,7 +181,9 @@ RELAY_NICENESS = 5
 IDLE_POLL_SECONDS = 1.0
 
 
-def run_relay_process(event_store: str, redis_url: str, stream: str, wake: Any) -> None:
+def run_relay_process(
+    event_store: str, redis_url: str, stream: str, wake: Any, cache_size: int
+) -> None:
     """Entry point of the relay process (``wake``: the read end of the wake-up pipe)."""
     die_with_parent()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -183,4 +193,4 @@ def run_relay_process(event_store: str, redis_url: str, stream: str, wake: Any) 
     os.nice(RELAY_NICENESS)
     fd = wake.fileno()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(relay_forever(event_store, redis_url, stream, fd))
+        asyncio.run(relay_forever(event_store, redis_url, stream, fd, cache_size))

@@ -17,6 +17,8 @@ def key_grants(model: ReadModel, key_id: str) -> KeyGrants:
     cached = model.grant_cache.get(key_id)
     if cached is not None:
         return cached
+    if len(model.answers) >= model.answer_limit:
+        model.drop_derived()
     view = model.keys[key_id]
     org_id = view.organization_id
     org = model.organizations.get(org_id)

@@ -10,6 +10,9 @@ from services.projections.model.values import KeyView, OrganizationView, SecretR
 
 # the bound on the compiled grants kept at once (the cache is emptied when it is reached)
 GRANT_CACHE_LIMIT = 50_000
+# the bound on the shared answers: reason sets that no key holds any more are never removed one
+# by one, so on reaching it every derived cache is dropped and rebuilt on demand
+ANSWER_TABLE_LIMIT = 100_000
 
 
 @dataclass
@@ -24,3 +27,11 @@ class ReadModel:
     grant_cache: dict[str, KeyGrants] = field(default_factory=dict)
     org_indexes: dict[str, OrgIndex] = field(default_factory=dict)
     answers: AnswerTable = field(default_factory=dict)
+    answer_limit: int = ANSWER_TABLE_LIMIT
+
+    def drop_derived(self) -> None:
+        """Forget the compiled grants, the org indexes and the answers together: an index
+        remembers answers by identity, so none of them may outlive the table."""
+        self.grant_cache.clear()
+        self.org_indexes.clear()
+        self.answers = {}
