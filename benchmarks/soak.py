@@ -143,6 +143,7 @@ def summarize(
             "sample_seconds": args.sample_seconds,
             "warm_up_seconds": args.warm_up_seconds,
             "cache_size": args.cache_size,
+            "settings": args.set,
         },
         "interrupted": interrupted,
         "seconds": round(seconds, 1),
@@ -227,9 +228,16 @@ def main() -> None:
     parser.add_argument(
         "--cache-size", type=int, help="APIKEYS_CACHE_SIZE (default: the service's)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="APIKEYS_NAME=VALUE",
+        help="a setting for the product (repeatable), e.g. APIKEYS_EVENTS_MAX_ENTRIES=100000",
+    )
     args = parser.parse_args()
     drops = []
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(setting.split("=", 1) for setting in args.set)
     if args.cache_size is not None:
         env["APIKEYS_CACHE_SIZE"] = str(args.cache_size)
     product: Product | None = None
