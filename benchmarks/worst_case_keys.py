@@ -12,7 +12,7 @@ from typing import Any
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.intake import Refused, read_entry
-from tests.support.worst_case import LoopProbe, Size, key_locations, key_roles, permission
+from tests.support.worst_case import LoopProbe, Size, Stall, key_locations, key_roles, permission
 
 ORG = "org-worst"
 _ids = itertools.count(1)
@@ -63,7 +63,7 @@ class Keys:
         for result in self.processor.process(entries):
             assert result.status == "accepted", result
 
-    async def measured(self, body: dict[str, Any]) -> tuple[float, float]:
+    async def measured(self, body: dict[str, Any]) -> Stall:
         entry_id, fields = self.entry(body)
 
         async def handle() -> None:
@@ -76,13 +76,13 @@ class Keys:
         return await LoopProbe().measure(handle)
 
 
-async def keys_rows(size: Size, db: Path) -> dict[str, tuple[float, float]]:
+async def keys_rows(size: Size, db: Path) -> dict[str, Stall]:
     keys = Keys(db)
     try:
         setup = setup_commands(size)
         for start in range(0, len(setup), 500):
             keys.run(*setup[start : start + 500])
-        out: dict[str, tuple[float, float]] = {}
+        out: dict[str, Stall] = {}
         create = key_command(
             "CreateApiKey",
             "key-largest",

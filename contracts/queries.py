@@ -69,10 +69,14 @@ class LocationPermissions(msgspec.Struct, kw_only=True):
 
 
 class KeyPermissionsAnswer(Answer, omit_defaults=True, kw_only=True):
+    """One page of a key's permissions; ``next_cursor`` (null on the last page) asks for the
+    next. A location whose permissions span two pages appears on both."""
+
     key_id: str
     organization_id: str | None
     status: KeyStatus
     locations: list[LocationPermissions]
+    next_cursor: str | None
     position: int
 
 

@@ -158,6 +158,23 @@ class TestListings:
             "line": {"view": ["location_and_below"], "edit": ["own_items"]},
         }
 
+    async def test_key_permissions_a_page_at_a_time(self, client):
+        whole = (await client.get("/v1/keys/k1/permissions")).json()
+        assert whole["next_cursor"] is None
+        listed, url = [], "/v1/keys/k1/permissions?limit=1"
+        while True:
+            page = (await client.get(url)).json()
+            assert sum(len(loc["permissions"]) for loc in page["locations"]) == 1
+            listed += [
+                (loc["location_id"], p) for loc in page["locations"] for p in loc["permissions"]
+            ]
+            if page["next_cursor"] is None:
+                break
+            url = f"/v1/keys/k1/permissions?limit=1&cursor={page['next_cursor']}"
+        assert listed == [
+            (loc["location_id"], p) for loc in whole["locations"] for p in loc["permissions"]
+        ]
+
     @pytest.mark.parametrize(("key_id", "status"), [("k2", "disabled"), ("zz", "unknown")])
     async def test_inactive_keys_list_no_permissions(self, client, key_id, status):
         answer = (await client.get(f"/v1/keys/{key_id}/permissions")).json()
@@ -187,6 +204,10 @@ class TestBadInput:
             "/v1/check?key_id=k1",
             "/v1/keys/k1/permissions?verbose=1",
             "/v1/keys/a%20b/permissions",
+            "/v1/keys/k1/permissions?limit=0",
+            "/v1/keys/k1/permissions?limit=5001",
+            "/v1/keys/k1/permissions?cursor=bm90IGpzb24",
+            "/v1/keys/k1/permissions?cursor=a+b",
             "/v1/organizations/org-1/keys?permission=view",
         ],
     )

@@ -1,7 +1,8 @@
 """The largest inputs within the limits, for the event-loop stall test and benchmark: an
 organization at the most locations (names and ids at their longest), roles at the most
 permissions, a key at the most locations and roles; and a probe measuring the event loop's
-longest stall while some work runs on it."""
+longest stall while some work runs on it (also while ``/v1/keys/{id}/permissions`` is paged
+through, in process, the way the HTTP server runs it)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import httpx
 
 from contracts import events as ev
 from contracts.common import ID_MAX, MatrixCell
 from services.keys.domain import rules
+from services.projections.http.app import create_app
+from services.projections.model.state import ReadModel
+from services.projections.runtime.live import LiveReadModel
 from tests.support.projection_builders import EventLog
 
 
@@ -87,30 +95,87 @@ def create_key(log: EventLog, size: Size, key_id: str) -> ev.ApiKeyCreated:
     return event
 
 
+class Stall(NamedTuple):
+    longest: float  # seconds of wall-clock time between two turns of the loop
+    took: float  # seconds the work took in all
+    cpu: float  # seconds of the loop thread's CPU time in its longest gap
+
+
 class LoopProbe:
-    """Wakes every millisecond and keeps the longest gap between two wake-ups."""
+    """Wakes every millisecond and keeps the longest gap between two wake-ups, in wall-clock
+    time and in the CPU time of the loop's thread (on a loaded machine a gap also holds other
+    processes' turns and other threads' turns at the GIL; its CPU time is the loop's own
+    work)."""
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
         self.longest = 0.0
+        self.longest_cpu = 0.0
         self.task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        last = time.perf_counter()
+        last, last_cpu = time.perf_counter(), time.thread_time()
         while True:
             await asyncio.sleep(self.interval)
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), time.thread_time()
             self.longest = max(self.longest, now - last)
-            last = now
+            self.longest_cpu = max(self.longest_cpu, now_cpu - last_cpu)
+            last, last_cpu = now, now_cpu
 
-    async def measure(self, work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
-        """(the longest stall, the work's own time), in seconds."""
+    async def measure(self, work: Callable[[], Awaitable[object]]) -> Stall:
+        """The longest stall, the work's own time and the stall's CPU time, in seconds."""
         self.task = asyncio.create_task(self._run())
         await asyncio.sleep(0.005)  # the probe is running
-        self.longest = 0.0
+        self.longest = self.longest_cpu = 0.0
         started = time.perf_counter()
         await work()
         took = time.perf_counter() - started
         await asyncio.sleep(0.005)  # the gap that ends after the work is counted
         self.task.cancel()
-        return self.longest, took
+        return Stall(self.longest, took, self.longest_cpu)
+
+
+@dataclass
+class Pages:
+    """``/v1/keys/{id}/permissions`` paged through: the longest loop stall over the requests,
+    the largest page, and the totals."""
+
+    pages: int = 0
+    entries: int = 0
+    biggest: int = 0  # bytes
+    total: int = 0  # bytes
+    stall: float = 0.0  # seconds
+    took: float = 0.0  # seconds, every page
+    cpu: float = 0.0  # seconds of CPU time in the longest gap
+
+
+async def permission_pages(
+    model: ReadModel, key_id: str, now: datetime, max_pages: int = 1_000_000
+) -> Pages:
+    """Follow the key's pages from the first (at most ``max_pages``) through the HTTP app on
+    this loop, with a probe on the same loop."""
+    app = create_app(LiveReadModel(model), clock=lambda: now)
+    found = Pages()
+    url: str | None = f"/v1/keys/{key_id}/permissions"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await http.get("/health")).status_code == 200  # the app's first request set up
+        while url is not None and found.pages < max_pages:
+            got: list[httpx.Response] = []
+
+            async def fetch(path: str = url, got: list[httpx.Response] = got) -> None:
+                got.append(await http.get(path))
+
+            stall, took, cpu = await LoopProbe().measure(fetch)
+            (response,) = got
+            assert response.status_code == 200, response.text[:200]
+            found.pages += 1
+            found.biggest = max(found.biggest, len(response.content))
+            found.total += len(response.content)
+            found.stall, found.took = max(found.stall, stall), found.took + took
+            found.cpu = max(found.cpu, cpu)
+            answer = response.json()
+            found.entries += sum(len(loc["permissions"]) for loc in answer["locations"])
+            cursor = answer["next_cursor"]
+            url = None if cursor is None else f"/v1/keys/{key_id}/permissions?cursor={cursor}"
+    return found

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import events as ev
 from contracts.common import SCOPES
 from services.projections.model import grants as g
 from services.projections.model import queries
 from services.projections.model.direct import DirectGrants
 from services.projections.model.fold import apply
+from services.projections.model.listing import effective_permissions
 from services.projections.model.state import ReadModel
 from tests.support.projection_builders import EventLog
 
@@ -71,8 +73,8 @@ def test_direct_answers_equal_compiled_answers(log: EventLog) -> None:
                 assert queries.check(
                     compiled_model, "k", permission, location_id, own, NOW
                 ) == queries.check(direct_model, "k", permission, location_id, own, NOW)
-    assert queries.effective_permissions(compiled_model, "k", NOW) == (
-        queries.effective_permissions(direct_model, "k", NOW)
+    assert effective_permissions(compiled_model, "k", NOW) == (
+        effective_permissions(direct_model, "k", NOW)
     )
     for location_id in targets:
         assert queries.keys_with_permission(compiled_model, "org-1", "view", location_id, NOW) == (
@@ -108,3 +110,31 @@ def test_a_role_change_drops_a_direct_keys_answers() -> None:
     apply(model, log.role("R0", ("edit", "location_and_below"), changed=True))
     assert not queries.check(model, "large", "view", "L7", False, NOW).allowed
     assert queries.check(model, "large", "edit", "L7", False, NOW).allowed
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.none() | st.integers(0, 7), st.booleans())))
+def test_the_tree_kept_event_by_event_equals_the_tree_worked_out_again(
+    changes: list[tuple[int, int | None, bool]],
+) -> None:
+    log = EventLog().setup()
+    log.location("L0")
+    log.role("R0", ("view", "location_and_below"))
+    log.create_key("k", ["L0"], ["R0"])
+    model = model_of(log)
+    queries.key_grants(model, "k")  # the tree is worked out here, then kept by the fold
+    for location, parent, remove in changes:
+        if remove:
+            apply(model, log.org(ev.LocationRemoved, location_id=f"L{location}"))
+        elif parent == location:
+            node = model.organizations["org-1"].locations.get(f"L{location}")
+            current = node.parent_id if node is not None else None
+            renamed = log.org(
+                ev.LocationRenamed, location_id=f"L{location}", name="y", parent_id=current
+            )
+            apply(model, renamed)
+        else:
+            apply(model, log.move(f"L{location}", None if parent is None else f"L{parent}"))
+        org = model.organizations["org-1"]
+        kept = {p: set(c) for p, c in model.trees["org-1"].items()}
+        assert kept == {p: set(c) for p, c in g.tree(org).items()}

@@ -75,9 +75,11 @@ def permissions(args: argparse.Namespace) -> int:
     store = _store()
     try:
         if args.as_of is not None:
-            answer = audit_queries.permissions_as_of(store, args.key_id, args.as_of)
-        else:
-            answer = permissions_answer(store.load(), args.key_id, datetime.now(UTC))
+            answer = audit_queries.permissions_as_of(store, args.key_id, args.as_of, limit=None)
+        else:  # the whole listing: this process serves nobody else
+            answer = permissions_answer(
+                store.load(), args.key_id, datetime.now(UTC), None, None, None
+            )
     finally:
         store.close()
     if args.json:

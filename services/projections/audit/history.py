@@ -12,7 +12,8 @@ import msgspec
 from contracts import audit as a
 from contracts import events as ev
 from services.projections.model.grants import aware
-from services.projections.model.queries import effective_permissions, key_status
+from services.projections.model.listing import effective_permissions
+from services.projections.model.queries import key_status
 from services.projections.model.state import ReadModel
 
 _BASE_FIELDS = {f.name for f in msgspec.structs.fields(ev.Event)} | {"type"}  # the envelope

@@ -15,6 +15,7 @@ from services.projections.audit import history as h
 from services.projections.audit.provenance import Replay, explain, replay
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
+from services.projections.model.listing import PAGE_ENTRIES, WORK_BUDGET, Cursor
 from services.projections.model.state import ReadModel
 from services.projections.store import event_log
 from services.projections.store.event_log import MAX_POSITION, Queryable
@@ -58,9 +59,17 @@ def history(
     )
 
 
-def permissions_as_of(store: Queryable, key_id: str, as_of: datetime) -> q.KeyPermissionsAnswer:
+def permissions_as_of(
+    store: Queryable,
+    key_id: str,
+    as_of: datetime,
+    after: Cursor | None = None,
+    limit: int | None = PAGE_ENTRIES,
+) -> q.KeyPermissionsAnswer:
+    """A page of the key's permissions as they were (the whole listing with no limit)."""
     done = replay_key(store, key_id, as_of=as_of)
-    return permissions_answer(done.model, key_id, as_of)
+    budget = WORK_BUDGET if limit is not None else None
+    return permissions_answer(done.model, key_id, as_of, after, limit, budget)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ async def apply_batch(live: LiveReadModel, store: ViewStore, entries: Sequence[E
     if live.model.position > before:
         await asyncio.to_thread(store.save, batch_for(live.model, touched, rows))
         live.advanced()
+    await gc_policy.release(live.model)
     if gap is not None:
         raise EventsMissing(gap)
     return len(touched)

@@ -24,6 +24,7 @@ from services.common.resilience import Backoff, Outage, Worker, is_transient
 from services.projections.feed.catchup import CatchUpFailed, Gap, Replayer
 from services.projections.feed.consumer import fold_until_gap
 from services.projections.feed.entries import Entry, stream_cursor, stream_entries
+from services.projections.model import gc_policy
 from services.projections.model.fold import Touched
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
@@ -110,6 +111,7 @@ class StreamFollower:
         self.freshness.observed(watermark)
         entries = stream_entries(reply)
         gap = self._apply(entries)
+        await gc_policy.release(live.model)
         if gap is not None:
             await self.catch_up(gap)
             return len(entries)
@@ -140,6 +142,7 @@ class StreamFollower:
         async for entries in self.replayer.replay(gap.after_position, gap.up_to_position):
             if self._apply(entries) is not None:
                 raise CatchUpFailed("a replay with events missing from it")
+            await gc_policy.release(self.live.model)
             await self.start_save()
             while len(self.unsaved_rows) >= self.max_unsaved:  # memory bounded here too
                 await asyncio.sleep(0.2)

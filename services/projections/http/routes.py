@@ -20,7 +20,13 @@ from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections.audit import queries as audit_queries
 from services.projections.http.context import context_of
 from services.projections.model import queries as model_queries
-from services.projections.model.answers import check_answer, permissions_answer
+from services.projections.model.answers import (
+    CURSOR_MAX,
+    check_answer,
+    decode_cursor,
+    permissions_answer,
+)
+from services.projections.model.listing import MAX_PAGE_ENTRIES, PAGE_ENTRIES
 from services.projections.model.verification import verify_secret
 
 _ID = rf"^[^\s\x00-\x1f\x7f]{{1,{ID_MAX}}}$"
@@ -33,6 +39,18 @@ ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
 AsOf = Annotated[datetime | None, QueryParameter(description="RFC 3339 instant")]
 AfterPosition = Annotated[int, QueryParameter(ge=0, le=2**63 - 1)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
+PageSize = Annotated[
+    int,
+    QueryParameter(ge=1, le=MAX_PAGE_ENTRIES, description="entries (permission at a location)"),
+]
+PageCursor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        max_length=CURSOR_MAX,
+        description="the previous page's next_cursor",
+    ),
+]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
 
@@ -113,18 +131,34 @@ async def verify(
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
+@get(
+    "/v1/keys/{key_id:str}/permissions",
+    opt=_queries("min_position", "as_of", "limit", "cursor"),
+)
 async def key_permissions(
-    state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
+    state: State,
+    key_id: PathId,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
+    limit: PageSize = PAGE_ENTRIES,
+    cursor: PageCursor = None,
 ) -> q.KeyPermissionsAnswer:
+    """A page of the key's permissions, by location then permission; ``next_cursor`` asks
+    for the next page (a page may hold fewer than ``limit`` entries while more follow)."""
     context = context_of(state)
+    try:
+        after = None if cursor is None else decode_cursor(cursor)
+    except ValueError as error:
+        raise ValidationException(f"cursor: {error}") from None
     model = await context.model_at(min_position)
     if as_of is not None:
         store = context.audit_store()
         return context.fresh(
-            await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
+            await asyncio.to_thread(
+                audit_queries.permissions_as_of, store, key_id, as_of, after, limit
+            )
         )
-    return context.fresh(permissions_answer(model, key_id, context.clock()))
+    return context.fresh(permissions_answer(model, key_id, context.clock(), after, limit))
 
 
 @get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))

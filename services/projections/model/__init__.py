@@ -8,9 +8,9 @@ The names below are re-exported so that the whole pure API is one import away.
 from services.projections.model.decisions import Decision
 from services.projections.model.fold import Touched, apply, fold, restore
 from services.projections.model.grants import KeyGrants, aware
+from services.projections.model.listing import effective_permissions
 from services.projections.model.queries import (
     check,
-    effective_permissions,
     key_grants,
     key_status,
     keys_with_permission,

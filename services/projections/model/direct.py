@@ -46,26 +46,75 @@ def switched_off(state: ev.KeyState) -> set[tuple[str, str]]:
 
 
 class DirectGrants:
-    __slots__ = ("_everywhere", "_memo", "cells", "org", "scopes", "table")
+    __slots__ = (
+        "_everywhere",
+        "_everywhere_held",
+        "_memo",
+        "below_names",
+        "cells",
+        "everywhere_at",
+        "everywhere_names",
+        "only_names",
+        "org",
+        "scopes",
+        "table",
+    )
 
     def __init__(self, org: OrganizationView, table: AnswerTable, state: ev.KeyState) -> None:
         self.org, self.table = org, table
         off = switched_off(state)
         roles = [r for r in dict.fromkeys(state.role_ids) if r in org.roles]
-        # role -> permission -> the scopes the role grants it with
+        # role -> permission -> the scopes the role grants it with; per role, the permissions
+        # it grants below its cells, and at them only
         self.scopes: dict[str, dict[str, list[str]]] = {}
+        self.below_names: dict[str, set[str]] = {}
+        self.only_names: dict[str, set[str]] = {}
+        anywhere: dict[str, set[str]] = {}
         for role_id in roles:
             by_permission = self.scopes[role_id] = {}
+            below, only, everywhere = set(), set(), set()
             for perm in org.roles[role_id].permissions:
-                by_permission.setdefault(perm.permission, []).append(perm.scope)
+                name, scope = perm.permission, perm.scope
+                by_permission.setdefault(name, []).append(scope)
+                if scope == "location_only":
+                    only.add(name)
+                elif scope == "everywhere":
+                    everywhere.add(name)
+                else:
+                    below.add(name)
+            self.below_names[role_id], self.only_names[role_id] = below, only
+            if everywhere:
+                anywhere[role_id] = everywhere
         # key location -> the roles whose cell there is on
         self.cells: dict[str, list[str]] = {
             loc: [r for r in roles if (r, loc) not in off]
             for loc in dict.fromkeys(state.location_ids)
             if loc in org.locations
         }
+        # per role granting something everywhere, the key locations where its cell is on
+        self.everywhere_at: dict[str, list[str]] = {}
+        names: set[str] = set()
+        for role_id, granted in anywhere.items():
+            at = [loc for loc, on in self.cells.items() if role_id in on]
+            if at:
+                self.everywhere_at[role_id] = at
+                names.update(granted)
+        self.everywhere_names = frozenset(names)
         self._everywhere: dict[str, list[Reason]] = {}
+        self._everywhere_held = 0  # reasons remembered in ``_everywhere``
         self._memo: dict[tuple[str, str], Answer] = {}
+
+    def parts(self) -> tuple[object, ...]:
+        """What the grants hold, to be freed a part at a time."""
+        return (
+            self.scopes,
+            self.below_names,
+            self.only_names,
+            self.cells,
+            self.everywhere_at,
+            self._everywhere,
+            self._memo,
+        )
 
     def answer(self, permission: str, location_id: str) -> Answer | None:
         """The answer for the permission at an existing location; None when nothing grants it."""
@@ -78,6 +127,25 @@ class DirectGrants:
                 memo.clear()
             memo[(permission, location_id)] = found
         return None if found is _NOTHING else found
+
+    def reasons(self, permission: str, location_id: str) -> list[Reason]:
+        """Every reason for the permission at the location, own items included, sorted."""
+        return sorted(set(self._reasons(permission, location_id)))
+
+    def permissions_at(self, location_id: str) -> tuple[list[str], int]:
+        """The permissions granted at an existing location, sorted, and the work it took
+        (cells looked at and names gathered)."""
+        names = set(self.everywhere_names)
+        work = 1
+        cells, below, only = self.cells, self.below_names, self.only_names
+        for ancestor in self._ancestors(location_id):
+            work += 1
+            for role_id in cells.get(ancestor, ()):
+                names.update(below[role_id])
+                if ancestor == location_id:
+                    names.update(only[role_id])
+                work += 1
+        return sorted(names), work + len(names) // 10
 
     def _reasons(self, permission: str, location_id: str) -> list[Reason]:
         if location_id not in self.org.locations:
@@ -92,14 +160,22 @@ class DirectGrants:
         return reasons
 
     def _everywhere_reasons(self, permission: str) -> list[Reason]:
+        if permission not in self.everywhere_names:
+            return []
         found = self._everywhere.get(permission)
         if found is None:
-            found = self._everywhere[permission] = [
+            scopes = self.scopes
+            found = [
                 Reason(role_id, location_id, "everywhere")
-                for location_id, roles in self.cells.items()
-                for role_id in roles
-                if "everywhere" in self.scopes[role_id].get(permission, ())
+                for role_id, at in self.everywhere_at.items()
+                if "everywhere" in scopes[role_id].get(permission, ())
+                for location_id in at
             ]
+            if self._everywhere_held > MEMO_LIMIT * 10:
+                self._everywhere.clear()
+                self._everywhere_held = 0
+            self._everywhere[permission] = found
+            self._everywhere_held += len(found)
         return found
 
     def _ancestors(self, location_id: str) -> Iterator[str]:
@@ -111,24 +187,6 @@ class DirectGrants:
             yield current
             node = locations.get(current)
             current = node.parent_id if node is not None else None
-
-    def listing(self, location_id: str) -> dict[str, list[Reason]]:
-        """Every permission granted at an existing location, with its reasons sorted."""
-        found: dict[str, set[Reason]] = {}
-        for location, roles in self.cells.items():
-            for role_id in roles:
-                for permission, scopes in self.scopes[role_id].items():
-                    if "everywhere" in scopes:
-                        reason = Reason(role_id, location, "everywhere")
-                        found.setdefault(permission, set()).add(reason)
-        for ancestor in self._ancestors(location_id):
-            for role_id in self.cells.get(ancestor, ()):
-                for permission, scopes in self.scopes[role_id].items():
-                    for scope in scopes:
-                        if scope in BELOW or (scope == "location_only" and ancestor == location_id):
-                            reason = Reason(role_id, ancestor, scope)  # type: ignore[arg-type]
-                            found.setdefault(permission, set()).add(reason)
-        return {p: sorted(found[p]) for p in sorted(found)}
 
 
 def compile_cost(index: Sized, state: ev.KeyState, budget: int) -> int:

@@ -47,12 +47,13 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
     model.position = event.position
     org_id = event.organization_id
     if isinstance(event, ev.KeyEvent):
-        model.grant_cache.pop(event.key_id, None)
+        model.release(model.grant_cache.pop(event.key_id, None))
         _put_key(model, event.key_id, KeyView(org_id, event.key))
         return Touched(org_id, event.key_id)
     org = model.organizations.get(org_id)
     if org is None:  # keys compiled before their organization was known must look again
         org = model.organizations[org_id] = OrganizationView()
+        model.trees.pop(org_id, None)
         _forget_grants(model, org_id)
     match event:
         case ev.ApiModuleEnabled():
@@ -60,9 +61,11 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
         case ev.ApiModuleDisabled():
             org.api_module_enabled = False
         case ev.LocationDefined() | ev.LocationRenamed() | ev.LocationMoved():
+            _place(model, org_id, event.location_id, event.parent_id)
             org.locations[event.location_id] = LocationNode(event.name, event.parent_id)
             _tree_changed(model, org_id)
         case ev.LocationRemoved():
+            _place(model, org_id, event.location_id, None, removed=True)
             org.locations.pop(event.location_id, None)
             _tree_changed(model, org_id)
         case ev.RoleDefined() | ev.RolePermissionsChanged() | ev.RoleRenamed():
@@ -82,8 +85,28 @@ def fold(events: Iterable[ev.AnyEvent], model: ReadModel | None = None) -> ReadM
     return model
 
 
+def _place(
+    model: ReadModel, org_id: str, location_id: str, parent_id: str | None, removed: bool = False
+) -> None:
+    """Keep the organization's tree (when one has been worked out) as the locations will be."""
+    children = model.trees.get(org_id)
+    if children is None:
+        return
+    old = model.organizations[org_id].locations.get(location_id)
+    if old is not None:
+        if not removed and old.parent_id == parent_id:
+            return  # renamed: the tree is unchanged
+        siblings = children.get(old.parent_id)
+        if siblings is not None:
+            siblings.pop(location_id, None)
+            if not siblings:
+                del children[old.parent_id]
+    if not removed:
+        children.setdefault(parent_id, {})[location_id] = None
+
+
 def _tree_changed(model: ReadModel, org_id: str) -> None:
-    model.org_indexes.pop(org_id, None)
+    model.release(model.org_indexes.pop(org_id, None))
     _forget_grants(model, org_id)
 
 
@@ -101,7 +124,7 @@ def _role_changed(
     if index is None:
         _forget_grants(model, org_id, role_id)
         return
-    index.role_changed(role_id)
+    model.release(index.role_changed(role_id))
     if not names:
         return
     cache, keys, spent = model.grant_cache, model.keys, 0
@@ -115,9 +138,10 @@ def _role_changed(
         cost = 0 if grants.direct else g.compile_cost(index, state, g.COMPILE_BUDGET)
         spent += cost
         if grants.direct is not None or cost > g.COMPILE_BUDGET or spent > g.COMPILE_BUDGET:
-            del cache[key_id]
+            model.release(cache.pop(key_id))
         else:
             cache[key_id] = g.refresh(index, grants, state, names)
+            model.release(grants)
 
 
 def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) -> None:
@@ -125,7 +149,7 @@ def _forget_grants(model: ReadModel, org_id: str, role_id: str | None = None) ->
     cache, keys = model.grant_cache, model.keys
     for key_id in model.org_keys.get(org_id, ()):
         if key_id in cache and (role_id is None or role_id in keys[key_id].state.role_ids):
-            del cache[key_id]
+            model.release(cache.pop(key_id))
 
 
 def _put_key(model: ReadModel, key_id: str, view: KeyView) -> None:

@@ -5,13 +5,20 @@ Folding events and serialising the model allocate many GC-tracked objects; each 
 trigger would walk every tracked object of the process (the whole model), so bulk work runs with
 the collector paused. A loaded model is frozen out of the collector's reach, so a full collection
 does not stop every request while it walks millions of read-model objects.
+
+Freeing is work too: dropping the compiled grants of a thousand holders of a changed role frees
+millions of dict entries in one go. The live model therefore keeps what the fold drops
+(``ReadModel.released``) and ``release`` frees it a slice at a time, taking apart only the
+containers nothing else refers to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
+import sys
 from collections.abc import Iterator
 
 from services.projections.model.queries import key_grants
@@ -36,3 +43,53 @@ def settle(model: ReadModel) -> None:
         key_grants(model, key_id)
     gc.collect()
     gc.freeze()
+
+
+RELEASE_STEP = 2_000  # items freed between two yields to the event loop
+_SMALL = 64  # a container this small is freed whole
+
+
+async def release(model: ReadModel, step: int = RELEASE_STEP) -> None:
+    """Free what the fold dropped, a slice at a time, yielding to the event loop between
+    slices. Only containers referred to from nowhere else are taken apart."""
+    pending = model.released
+    if not pending:
+        return
+    model.released = []  # what the fold drops meanwhile waits for the next call
+    done = 0
+    while pending:
+        top = pending.pop()
+        if sys.getrefcount(top) <= 2:  # this name and the call's argument: nothing else has it
+            parts = getattr(top, "parts", None)
+            if parts is not None:  # compiled grants, an index: what they hold, one by one
+                pending.extend(parts())
+                del parts
+            if isinstance(top, dict):
+                while top:
+                    _, value = top.popitem()
+                    _keep_apart(pending, value)
+                    del value
+                    done += 1
+                    if done % step == 0:
+                        await asyncio.sleep(0)
+            elif isinstance(top, list):
+                while top:
+                    _keep_apart(pending, top.pop())
+                    done += 1
+                    if done % step == 0:
+                        await asyncio.sleep(0)
+            elif type(top) is tuple and len(top) <= 8:
+                pending.extend(top)  # a grant block: its maps, one by one
+        del top
+        done += 1
+        if done % step == 0:
+            await asyncio.sleep(0)
+
+
+def _keep_apart(pending: list[object], value: object) -> None:
+    """Put a large container, or a small tuple that may hold large ones (a grant block), aside
+    to be taken apart, so that dropping it here is cheap."""
+    if isinstance(value, (dict, list, tuple)) and (
+        len(value) > _SMALL or (type(value) is tuple and len(value) <= 8)
+    ):
+        pending.append(value)

@@ -28,10 +28,21 @@ from services.projections.model.decisions import (
 from services.projections.model.direct import DirectGrants, compile_cost, switched_off
 from services.projections.model.values import OrganizationView, RoleDefinition
 
+# parent -> its children, in the order they were placed (an ordered set); kept up to date by
+# the fold (see ``tree``), so that a change to a large tree costs no rebuild of it
+Children = dict[str | None, dict[str, None]]
 Block = tuple[dict[str, dict[str, Answer]], dict[str, Answer]]  # scoped, everywhere
 # the most answers a key's compiled grants may hold; a larger key is answered directly
 # (see ``direct``), so compiling one key stays well within one turn of the event loop
 COMPILE_BUDGET = 2_000
+
+
+def tree(org: OrganizationView) -> Children:
+    """The organization's location tree, parent -> children, worked out from scratch."""
+    children: Children = {}
+    for location_id, node in org.locations.items():
+        children.setdefault(node.parent_id, {})[location_id] = None
+    return children
 
 
 class OrgIndex:
@@ -44,20 +55,25 @@ class OrgIndex:
         "_children",
         "_combined",
         "_names",
+        "_sorted",
         "org",
         "table",
     )
 
-    def __init__(self, org: OrganizationView, table: AnswerTable) -> None:
-        children: dict[str | None, list[str]] = {}
-        for location_id, node in org.locations.items():
-            children.setdefault(node.parent_id, []).append(location_id)
+    def __init__(self, org: OrganizationView, table: AnswerTable, children: Children) -> None:
         self.org, self.table = org, table
         self._children = children
         self._below: dict[str, tuple[str, ...]] = {}
         self._blocks: dict[str, dict[str, Block]] = {}  # role -> location -> block
         self._combined: dict[tuple[int, int], Answer] = {}
         self._names: dict[str, frozenset[str]] = {}
+        self._sorted: list[str] | None = None
+
+    def sorted_locations(self) -> list[str]:
+        """Every location id, sorted (the order a key's permissions are listed in)."""
+        if self._sorted is None:
+            self._sorted = sorted(self.org.locations)
+        return self._sorted
 
     def size_up_to(self, root: str, limit: int) -> int:
         """How many locations ``below`` gives, counted only up to about ``limit``."""
@@ -86,9 +102,14 @@ class OrgIndex:
             found = self._below[root] = tuple(seen)
         return found
 
-    def role_changed(self, role_id: str) -> None:
-        self._blocks.pop(role_id, None)
+    def parts(self) -> tuple[object, ...]:
+        """What the index holds, to be freed a part at a time."""
+        return (self._blocks, self._below, self._combined, self._names)
+
+    def role_changed(self, role_id: str) -> dict[str, Block] | None:
+        """Forget the role's grant blocks; they are given back (to be freed)."""
         self._names.pop(role_id, None)
+        return self._blocks.pop(role_id, None)
 
     def names(self, role_id: str, role: RoleDefinition) -> frozenset[str]:
         found = self._names.get(role_id)
@@ -191,6 +212,10 @@ class KeyGrants(dict[str, "dict[str, Answer] | Answer"]):
         )
         self.everywhere = everywhere
         self.direct = direct  # a key too large to compile: every answer worked out when asked
+
+    def parts(self) -> tuple[object, ...]:
+        """What the grants hold besides their entries, to be freed a part at a time."""
+        return (self.everywhere,) if self.direct is None else (self.everywhere, self.direct)
 
     @property
     def at(self) -> dict[str, dict[str, Answer]]:

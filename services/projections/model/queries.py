@@ -24,7 +24,10 @@ def key_grants(model: ReadModel, key_id: str) -> KeyGrants:
     org = model.organizations.get(org_id)
     index = model.org_indexes.get(org_id)
     if index is None and org is not None:
-        index = model.org_indexes[org_id] = g.OrgIndex(org, model.answers)
+        children = model.trees.get(org_id)
+        if children is None:
+            children = model.trees[org_id] = g.tree(org)
+        index = model.org_indexes[org_id] = g.OrgIndex(org, model.answers, children)
     grants = g.compile_grants(index, view.state)
     if len(model.grant_cache) >= GRANT_CACHE_LIMIT:
         model.grant_cache.clear()
@@ -89,33 +92,6 @@ def check(
     if location_id not in org.locations:  # type: ignore[union-attr]
         return NOT_GRANTED
     return answer.own if item_owner_is_key else answer.others
-
-
-def effective_permissions(
-    model: ReadModel, key_id: str, now: datetime
-) -> tuple[KeyStatus, dict[str, dict[str, list[Reason]]]]:
-    """The key's status and, when active, location -> permission -> reasons (sorted)."""
-    status = key_status(model, key_id, now)
-    if status != "active":
-        return status, {}
-    view = model.keys[key_id]
-    grants = key_grants(model, key_id)
-    listing: dict[str, dict[str, list[Reason]]] = {}
-    locations = sorted(model.organizations[view.organization_id].locations)
-    if grants.direct is not None:
-        for location_id in locations:
-            found = grants.direct.listing(location_id)
-            if found:
-                listing[location_id] = found
-        return status, listing
-    scoped = grants.at
-    for location_id in locations:
-        permissions = set(grants.everywhere) | {p for p, at in scoped.items() if location_id in at}
-        for permission in sorted(permissions):
-            reasons = grants.reasons(permission, location_id)
-            if reasons:
-                listing.setdefault(location_id, {})[permission] = reasons
-    return status, listing
 
 
 def keys_with_permission(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.projections.model.grants import AnswerTable, KeyGrants, OrgIndex
+from services.projections.model.grants import AnswerTable, Children, KeyGrants, OrgIndex
 from services.projections.model.values import KeyView, OrganizationView, SecretRef
 
 # the bound on the compiled grants kept at once (the cache is emptied when it is reached)
@@ -26,8 +26,17 @@ class ReadModel:
     # the shared answers (one object per distinct set of reasons, whatever key holds it)
     grant_cache: dict[str, KeyGrants] = field(default_factory=dict)
     org_indexes: dict[str, OrgIndex] = field(default_factory=dict)
+    # each organization's location tree (parent -> children), kept up to date event by event
+    trees: dict[str, Children] = field(default_factory=dict)
     answers: AnswerTable = field(default_factory=dict)
     answer_limit: int = ANSWER_TABLE_LIMIT
+    # when a list: what the fold drops (compiled grants, grant blocks) is put here instead of
+    # being freed at once, for the live service to free a slice at a time (``gc_policy``)
+    released: list[object] | None = None
+
+    def release(self, dropped: object) -> None:
+        if self.released is not None and dropped is not None:
+            self.released.append(dropped)
 
     def drop_derived(self) -> None:
         """Forget the compiled grants, the org indexes and the answers together: an index

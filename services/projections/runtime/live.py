@@ -26,7 +26,7 @@ class NotLoaded(Exception):
 
 class LiveReadModel:
     def __init__(self, model: ReadModel | None = None, *, loaded: bool = True) -> None:
-        self.model = model if model is not None else ReadModel()
+        self.model = _deferring(model if model is not None else ReadModel())
         # False while the service loads its model from the store: queries answer 503
         self.loaded = loaded
         self.caught_up_at: float | None = None
@@ -42,7 +42,7 @@ class LiveReadModel:
         event.set()
 
     def replace(self, model: ReadModel) -> None:
-        self.model = model
+        self.model = _deferring(model)
         self.advanced()
 
     def settle(self) -> None:
@@ -57,7 +57,7 @@ class LiveReadModel:
 
     def load(self, model: ReadModel) -> None:
         """The model loaded at start-up: queries are answered from now on."""
-        self.model = model
+        self.model = _deferring(model)
         self.settle()
         self.loaded = True
         self.advanced()
@@ -80,3 +80,11 @@ class LiveReadModel:
                 if not self.loaded:
                     raise NotLoaded from None
                 raise PositionNotReached(position, self.model.position) from None
+
+
+def _deferring(model: ReadModel) -> ReadModel:
+    """The model, keeping what its fold drops for ``gc_policy.release`` (the follower frees it
+    a slice at a time)."""
+    if model.released is None:
+        model.released = []
+    return model

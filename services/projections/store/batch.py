@@ -72,32 +72,35 @@ async def batch_for_yielding(
     return batch
 
 
-async def organization_json(view: OrganizationView, chunk: int = 2000) -> str:
+async def organization_json(view: OrganizationView, chunk: int = 1000) -> str:
     """The organization's row, as ``encode(view)`` gives it, written a chunk of locations and
     roles at a time with a yield to the event loop between chunks (the largest organization's
-    row is tens of megabytes)."""
+    row is tens of megabytes), and joined once."""
     if len(view.locations) + len(view.roles) <= chunk:
         return json_encoder.encode(view).decode()
     parts = ['{"api_module_enabled":', "true" if view.api_module_enabled else "false"]
     parts.append(',"locations":')
-    parts.append(await _dict_json(view.locations, chunk))
+    await _dict_json(parts, view.locations, chunk)
     parts.append(',"roles":')
-    parts.append(await _dict_json(view.roles, chunk // 20 or 1))  # a role holds many permissions
+    await _dict_json(parts, view.roles, chunk // 20 or 1)  # a role holds many permissions
     parts.append("}")
     return "".join(parts)
 
 
-async def _dict_json(values: dict[str, Any], chunk: int) -> str:
-    """The dict's JSON object, a chunk of entries at a time (the dict does not change
-    meanwhile: the model's one writer awaits this)."""
+async def _dict_json(parts: list[str], values: dict[str, Any], chunk: int) -> None:
+    """Append the dict's JSON object to ``parts``, a chunk of entries at a time (the dict does
+    not change meanwhile: the model's one writer awaits this)."""
     encode, items = json_encoder.encode, iter(values.items())
-    pieces: list[str] = []
+    parts.append("{")
+    first = True
     while True:
         with gc_policy.paused():
             piece = encode(dict(itertools.islice(items, chunk))).decode()
         if piece == "{}":
-            return "{" + ",".join(pieces) + "}"
-        pieces.append(piece[1:-1])
+            parts.append("}")
+            return
+        parts.append(piece[1:-1] if first else "," + piece[1:-1])
+        first = False
         await asyncio.sleep(0)
 
 
