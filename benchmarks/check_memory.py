@@ -8,7 +8,7 @@ Run in a fresh process per measurement (allocators keep freed memory), by ``chec
 location_only and location_and_below: 50 grants a key) through the projection rules and check
 every key once so every grant is materialised as the service holds it under load.
 ``baseline``: the same grants as a plain set of (key, location, permission) tuples.
-Prints one JSON line: rss growth in bytes and the grants counted.
+Prints one JSON line: rss growth in bytes, the grants counted and the keys' stored rows' bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from benchmarks import check_workload as w
 from contracts import events as ev
+from contracts.codec import json_encoder
 from services.projections import model as rules
 
 ROLES = {
@@ -67,7 +68,10 @@ def measure_model(keys: int) -> dict[str, int]:
         grants += len(cached.everywhere) * LOCATIONS
     gc.collect()
     after = rss_bytes()
+    stored = sum(len(json_encoder.encode(view.state)) for view in model.keys.values())
     return {
+        "keys": len(model.keys),
+        "state_json_bytes": stored,  # the keys' rows as the view store holds them
         "grants": grants,
         "rss_growth": after - before,
         "rss_folded": folded - before,

@@ -240,6 +240,10 @@ class TestService:
     async def test_openapi_document_lists_the_endpoints(self, client):
         paths = (await client.get("/schema/openapi.json")).json()["paths"]
         assert {"/v1/check", "/v1/verify", "/v1/keys/{key_id}/permissions"} <= set(paths)
+        listing = paths["/v1/keys/{key_id}/permissions"]["get"]
+        parameters = {p["name"]: p["schema"] for p in listing["parameters"]}
+        assert parameters["limit"]["default"] == 1000 and parameters["limit"]["maximum"] == 5000
+        assert "cursor" in parameters
 
     async def test_health_and_readiness(self, client, live):
         assert (await client.get("/health")).status_code == 200

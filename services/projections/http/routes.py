@@ -134,6 +134,11 @@ async def verify(
 @get(
     "/v1/keys/{key_id:str}/permissions",
     opt=_queries("min_position", "as_of", "limit", "cursor"),
+    description=(
+        "A page of the key's permissions, by location then permission: at most `limit` "
+        "entries, fewer when the page's work budget ends it first. While `next_cursor` is "
+        "not null, pass it as `cursor` for the next page."
+    ),
 )
 async def key_permissions(
     state: State,
