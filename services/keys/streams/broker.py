@@ -13,12 +13,14 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
+from services.common.redis_client import retry
 from services.common.resilience import Outage, is_transient
 from services.keys.settings import KeysSettings
 from services.keys.streams.consumer import CommandConsumer
 
 # the broker waits this long for the batch in hand when stopping (SIGTERM allows 10 s in all)
 GRACEFUL_SECONDS = 4.0
+SUBSCRIBER_RETRIES = 8
 
 
 async def keep_raw(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -47,19 +49,26 @@ class FetchErrors(logging.Filter):
         return True
 
 
-def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outage) -> RedisBroker:
-    quiet = logging.getLogger("apikeys.keys.broker")
-    quiet.setLevel(logging.WARNING)
-    quiet.addFilter(FetchErrors(outage))
-    broker = RedisBroker(
-        settings.redis_url,
-        logger=quiet,
+def new_broker(url: str, logger: logging.Logger) -> RedisBroker:
+    return RedisBroker(
+        url,
+        logger=logger,
         graceful_timeout=GRACEFUL_SECONDS,
+        # the subscriber sleeps 5 s after a read that fails (FastStream's fixed back-off), so
+        # its reads ride out a short outage (a Redis restart) in redis-py's retry instead
+        retry=retry(SUBSCRIBER_RETRIES),
         retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
         health_check_interval=15,
         socket_connect_timeout=2,
         socket_keepalive=True,
     )
+
+
+def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outage) -> RedisBroker:
+    quiet = logging.getLogger("apikeys.keys.broker")
+    quiet.setLevel(logging.WARNING)
+    quiet.addFilter(FetchErrors(outage))
+    broker = new_broker(settings.redis_url, quiet)
     source = StreamSub(
         settings.commands_stream,
         group=settings.group,
