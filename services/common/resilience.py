@@ -180,21 +180,25 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     """``work``'s result, or ``Stopping`` as soon as ``stop`` is set."""
     task = asyncio.ensure_future(work)
     waiter = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
+    try:
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # neither is left running behind the cancelled caller
+        task.cancel()
+        raise
+    finally:
         waiter.cancel()
+    if task in done:
         return task.result()
     task.cancel()
     raise Stopping
 
 
 async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel background tasks and wait for each to end (whatever it ended with)."""
+    """Cancel background tasks and wait for each to end (whatever it ended with). A caller
+    cancelled meanwhile is cancelled (its own cancellation is never taken for theirs)."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Worker:

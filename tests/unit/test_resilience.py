@@ -3,6 +3,7 @@ transient, the keys service's readiness answer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 
@@ -14,7 +15,13 @@ from redis import exceptions as redis_errors
 
 from services.common.lag import LagTracker, parse_watermark
 from services.common.redact import redacted
-from services.common.resilience import Backoff, Outage, is_transient
+from services.common.resilience import (
+    Backoff,
+    Outage,
+    cancel_all,
+    is_transient,
+    until_stopped,
+)
 from services.keys.health import Readiness
 
 
@@ -158,3 +165,35 @@ class TestRedacted:
     def test_a_url_without_one_is_unchanged(self):
         assert redacted("sqlite:///var/events.db") == "sqlite:///var/events.db"
         assert redacted("redis://127.0.0.1:6380/0") == "redis://127.0.0.1:6380/0"
+
+
+async def test_a_caller_cancelled_while_cancelling_tasks_is_cancelled_too() -> None:
+    """Otherwise a task stopping its background tasks swallows its own cancellation and goes
+    on, and the loop that cancelled it at its end waits for it."""
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.2)  # cleaning up after its cancellation
+
+    background = [asyncio.create_task(slow_to_end())]
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel_all(background))
+    await asyncio.sleep(0.05)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert background[0].done() or background[0].cancelling()
+
+
+async def test_a_wait_given_up_leaves_no_task_behind() -> None:
+    stop = asyncio.Event()
+    before = asyncio.all_tasks()
+    waiting = asyncio.create_task(until_stopped(asyncio.sleep(60), stop))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() - before - {waiting} == set()
