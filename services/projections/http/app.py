@@ -80,7 +80,9 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAn
 
 def query_context(app: ASGIApp) -> QueryContext:
     """The query context of an app from ``served`` (or ``create_app``)."""
-    litestar: Any = app.app if isinstance(app, FastCheck) else app
+    litestar: Any = app
+    while isinstance(litestar, FastCheck | Gate):
+        litestar = litestar.app
     return context_of(litestar.state)
 
 
