@@ -1,7 +1,7 @@
 """Checks/s over HTTP with callers (every request carries a caller token: one SHA-256 and one
 dict lookup, then the caller's scope and organization) against the same lean check path
 without a callers file, in the same run: two projection services on the same read model,
-alternating rounds of load at 50 connections. Target: at least 0.9 of the rate without.
+alternating rounds of load at 50 connections (ABBA order). Target: at least 0.9 of the rate without.
 
 The callers file holds the most callers it may (1,000); the measured caller sees 100
 organizations, the workload's among them, so every answer is a real one.
@@ -105,8 +105,10 @@ def measure(
         for name, port in ports.items():  # warm-up, and a check that every answer is a 200
             load = http_load.run(f"http://127.0.0.1:{port}", paths, 1, 50, tool, headers[name])
             assert load.bad == 0, f"{name}: {load.bad} answers were not 200"
-        for _ in range(args.rounds):
-            for name, port in ports.items():
+        for round_ in range(args.rounds):
+            # ABBA: neither service always follows the other (the load on the machine drifts)
+            order = list(ports.items())
+            for name, port in order if round_ % 2 == 0 else order[::-1]:
                 pid = services[name].pid
                 before = cpu_seconds(pid)
                 url = f"http://127.0.0.1:{port}"
