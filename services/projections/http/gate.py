@@ -135,5 +135,7 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
         if organization is None:
             key_id = connection.path_params.get("key_id") or connection.query_params.get("key_id")
             organization = context.organization_of(key_id)
-        route = next(iter(handler.paths), connection.scope["path"])
-        log.info("query caller=%s route=%s organization=%s", caller.name, route, organization)
+        route = next(iter(handler.paths), "")
+        # ids are checked after guards: escape what could forge a log line
+        shown = None if organization is None else organization.encode("unicode_escape").decode()
+        log.info("query caller=%s route=%s organization=%s", caller.name, route, shown)
