@@ -117,9 +117,13 @@ def needed_scopes(connection: ASGIConnection[Any, Any, Any, Any], scope: str) ->
 
 def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Litestar guard: the caller's scopes and organizations against the handler reached."""
-    scope = handler.opt.get("scope")
     context = context_of(connection.app.state)
-    if scope is None or context.callers is None:
+    if context.callers is None:
+        return
+    scope = handler.opt.get("scope")
+    if scope is None:
+        if any(path.startswith("/v1/") for path in handler.paths):
+            raise Forbidden("no caller may ask this")  # a query nobody gave a scope
         return
     caller = caller_in(connection.scope)
     if caller is None:  # only the gate puts a caller here: never answer without one
