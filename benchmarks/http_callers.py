@@ -7,16 +7,21 @@ The callers file holds the most callers it may (1,000); the measured caller sees
 organizations, the workload's among them, so every answer is a real one.
 
     .venv/bin/python benchmarks/http_callers.py [--duration 3] [--rounds 3] [--keys 10000]
+
+Writes its figures to benchmarks/results/http-callers-latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,10 +33,14 @@ from contracts.callers import MAX_CALLERS  # noqa: E402
 from contracts.tokens import CALLER_PREFIX, new_token, token_sha256  # noqa: E402
 from services.local.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from services.projections import model as rules  # noqa: E402
+from services.projections.http.app import create_app, served  # noqa: E402
+from services.projections.runtime.callers import Caller, Callers  # noqa: E402
+from services.projections.runtime.live import LiveReadModel  # noqa: E402
 from services.projections.store import open_store  # noqa: E402
 from services.projections.store.batch import full_batch  # noqa: E402
 
 TARGET_RATIO = 0.9
+RESULT = Path(__file__).resolve().parent / "results" / "http-callers-latest.json"
 
 
 def callers_file(path: Path) -> str:
@@ -49,6 +58,45 @@ def callers_file(path: Path) -> str:
     entries[-1]["organizations"] = [w.ORG, *(f"org-{n}" for n in range(99))]
     path.write_text(json.dumps(entries))
     return tokens[-1]
+
+
+def in_process(model: rules.ReadModel, paths: list[str], token: str, rounds: int = 4) -> dict:
+    """Microseconds per check of the served app called directly (no sockets, no HTTP parser),
+    the two apps taking turns request by request so that both meet the same moments of a
+    shared machine: the median of each."""
+    live = LiveReadModel(model)
+    organizations = frozenset({w.ORG, *(f"o{n}" for n in range(99))})
+    callers = Callers({token_sha256(token): Caller("bench", frozenset({"check"}), organizations)})
+    apps = {
+        "without": served(create_app(live)),
+        "callers": served(create_app(live, callers=callers)),
+    }
+    headers = {"without": [], "callers": [(b"authorization", f"Bearer {token}".encode())]}
+    queries = [p.split("?", 1)[1].encode() for p in paths[:5_000]]
+    times: dict[str, list[int]] = {name: [] for name in apps}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    def ask(name: str, query: bytes) -> None:
+        scope = {"type": "http", "path": "/v1/check", "method": "GET"}
+        call: Any = apps[name](
+            {**scope, "query_string": query, "headers": headers[name]}, receive, send
+        )
+        started = time.perf_counter_ns()
+        with contextlib.suppress(StopIteration):  # the lean path never waits
+            call.send(None)
+        times[name].append(time.perf_counter_ns() - started)
+
+    for round_ in range(rounds):
+        for query in queries:
+            for name in ("without", "callers") if round_ % 2 == 0 else ("callers", "without"):
+                ask(name, query)
+    return {name: sorted(t)[len(t) // 2] / 1000 for name, t in times.items()}
 
 
 def main() -> None:
@@ -69,12 +117,19 @@ def main() -> None:
     store.replace(full_batch(model))
     store.close()
     token = callers_file(tmp / "callers.json")
+    lean = in_process(model, paths, token)
+    print(
+        f"lean check path in process: without callers {lean['without']:.2f} us/check, "
+        f"with callers {lean['callers']:.2f} us/check, "
+        f"ratio of rates {lean['without'] / lean['callers']:.2f} (medians, requests interleaved)",
+        flush=True,
+    )
     server = EmbeddedRedis(tmp / "redis", append_only=False).start()
     try:
         found = measure(tmp, server.url, store_url, token, paths, args, tool)
     finally:
         server.stop()
-    report(found)
+    report(found, lean)
 
 
 def measure(
@@ -122,7 +177,7 @@ def measure(
     return found
 
 
-def report(found: dict[str, list[tuple[Load, float]]]) -> None:
+def report(found: dict[str, list[tuple[Load, float]]], lean: dict[str, float]) -> None:
     for name, loads in found.items():
         for load, cpu_us in loads:
             print(
@@ -134,6 +189,22 @@ def report(found: dict[str, list[tuple[Load, float]]]) -> None:
     }
     cpu = {n: sum(c for _, c in v) / len(v) for n, v in found.items()}
     ratio = rate["callers"] / rate["without"]
+    RESULT.write_text(
+        json.dumps(
+            {
+                "figure": "HTTP checks/s with callers",
+                "measured": round(rate["callers"]),
+                "target": round(TARGET_RATIO * rate["without"]),
+                "baseline": round(rate["without"]),
+                "ratio": round(ratio, 3),
+                "cpu_us_per_check": {n: round(c, 1) for n, c in cpu.items()},
+                "rounds": {n: [round(x.rate) for x, _ in v] for n, v in found.items()},
+                "in_process_us_per_check": {n: round(v, 2) for n, v in lean.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(
         f"HTTP checks/s with callers: measured {rate['callers']:,.0f}, "
         f"target >= {TARGET_RATIO * rate['without']:,.0f} ({TARGET_RATIO} of the baseline), "
