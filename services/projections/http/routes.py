@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -18,7 +19,7 @@ from contracts import queries as q
 from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections.audit import queries as audit_queries
-from services.projections.http.context import context_of
+from services.projections.http.context import caller_in, context_of, visible, visible_key
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import (
     CURSOR_MAX,
@@ -54,17 +55,46 @@ PageCursor = Annotated[
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
 
-def _queries(*names: str) -> dict[str, Any]:
-    return {"query_parameters": frozenset(names)}
+def _queries(*names: str, scope: str | None = None) -> dict[str, Any]:
+    """The handler's options: the query parameters it takes, and with a callers file the
+    scope a caller needs (``gate.authorize``)."""
+    options: dict[str, Any] = {"query_parameters": frozenset(names)}
+    if scope is not None:
+        options["scope"] = scope
+    return options
+
+
+_ERROR_RESPONSES = {
+    401: ResponseSpec(
+        q.ErrorAnswer,
+        description="With a callers file (APIKEYS_CALLERS_FILE): no caller token, or an unknown "
+        "one (`unauthenticated`)",
+    ),
+    403: ResponseSpec(
+        q.ErrorAnswer,
+        description="With a callers file: the caller lacks the scope the query needs (`audit` "
+        "for `as_of` and `explain`), or may not ask about the organization (`forbidden`)",
+    ),
+}
+_SECURED: dict[str, Any] = {"responses": _ERROR_RESPONSES, "security": [{"callerToken": []}]}
 
 
 @get(
     "/v1/check",
     opt=_queries(
-        "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
+        "key_id",
+        "permission",
+        "location_id",
+        "item_owner",
+        "min_position",
+        "as_of",
+        "explain",
+        scope="check",
     ),
+    **_SECURED,
 )
 async def check(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: Id,
     permission: PermissionName,
@@ -78,24 +108,28 @@ async def check(
     model = await context.model_at(min_position)
     if as_of is None:
         context.refuse_if_stale()
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None or explain:
-        request = audit_queries.CheckRequest(
-            key_id, permission, location_id, item_owner == "key", as_of, explain
+        asked = audit_queries.CheckRequest(
+            key, permission, location_id, item_owner == "key", as_of, explain
         )
         return context.fresh(
             await asyncio.to_thread(
-                audit_queries.check, context.audit_store(), model, request, context.clock()
+                audit_queries.check, context.audit_store(), model, asked, context.clock()
             )
         )
     decision = model_queries.check(
-        model, key_id, permission, location_id, item_owner == "key", context.clock()
+        model, key, permission, location_id, item_owner == "key", context.clock()
     )
     return context.fresh(check_answer(decision, model.position))
 
 
-@post("/v1/verify", status_code=200, opt=_queries("min_position"))
+@post("/v1/verify", status_code=200, opt=_queries("min_position", scope="verify"), **_SECURED)
 async def verify(
-    state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[q.VerifyRequest],
+    min_position: MinPosition = None,
 ) -> q.VerifyAnswer:
     context = context_of(state)
     model = await context.model_at(min_position)
@@ -110,7 +144,7 @@ async def verify(
             position=model.position,
         )
     now = context.clock()
-    found = verify_secret(model, token_sha256(token), now)
+    found = visible(caller_in(request.scope), verify_secret(model, token_sha256(token), now))
     allowed = None
     if data.permission is not None and data.location_id is not None:
         allowed = (
@@ -133,14 +167,16 @@ async def verify(
 
 @get(
     "/v1/keys/{key_id:str}/permissions",
-    opt=_queries("min_position", "as_of", "limit", "cursor"),
+    opt=_queries("min_position", "as_of", "limit", "cursor", scope="check"),
     description=(
         "A page of the key's permissions, by location then permission: at most `limit` "
         "entries, fewer when the page's work budget ends it first. While `next_cursor` is "
         "not null, pass it as `cursor` for the next page."
     ),
+    **_SECURED,
 )
 async def key_permissions(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: PathId,
     min_position: MinPosition = None,
@@ -156,18 +192,25 @@ async def key_permissions(
     except ValueError as error:
         raise ValidationException(f"cursor: {error}") from None
     model = await context.model_at(min_position)
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None:
         store = context.audit_store()
-        return context.fresh(
-            await asyncio.to_thread(
-                audit_queries.permissions_as_of, store, key_id, as_of, after, limit
-            )
+        answer = await asyncio.to_thread(
+            audit_queries.permissions_as_of, store, key, as_of, after, limit
         )
-    return context.fresh(permissions_answer(model, key_id, context.clock(), after, limit))
+    else:
+        answer = permissions_answer(model, key, context.clock(), after, limit)
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
-@get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
+@get(
+    "/v1/keys/{key_id:str}/history",
+    opt=_queries("after_position", "limit", "min_position", scope="audit"),
+    **_SECURED,
+)
 async def key_history(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: PathId,
     after_position: AfterPosition = 0,
@@ -178,16 +221,18 @@ async def key_history(
     context = context_of(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
-    return context.fresh(
-        await asyncio.to_thread(
-            audit_queries.history, store, key_id, after_position, limit, model.position
-        )
+    key = visible_key(caller_in(request.scope), model, key_id)
+    answer = await asyncio.to_thread(
+        audit_queries.history, store, key, after_position, limit, model.position
     )
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
 @get(
     "/v1/organizations/{organization_id:str}/keys",
-    opt=_queries("permission", "location_id", "min_position"),
+    opt=_queries("permission", "location_id", "min_position", scope="list"),
+    **_SECURED,
 )
 async def organization_keys(
     state: State,
