@@ -55,8 +55,10 @@ class KeysService:
         self.readiness = readiness
         self.stop_requested = stop
         self.app: ApiKeysApplication | None = None
-        self.redis = connect(settings.redis_url, retries=0)  # consumer: checks lost replies
-        self.probe_redis = connect(settings.redis_url)
+        cluster = settings.redis_cluster
+        # the consumer's client checks lost replies itself
+        self.redis = connect(settings.redis_url, cluster=cluster, retries=0)
+        self.probe_redis = connect(settings.redis_url, cluster=cluster)
         self.replay_redis: Any = None
         self.relay_process: RelayProcess | None = None
         self.inline_relay: EventRelay | None = None
@@ -113,7 +115,7 @@ class KeysService:
     def _start_replay(self, app: ApiKeysApplication) -> None:
         """Answer replay requests from readers behind the events stream's window."""
         settings = self.settings
-        self.replay_redis = connect(settings.redis_url)
+        self.replay_redis = connect(settings.redis_url, cluster=settings.redis_cluster)
         responder = ReplayResponder(
             app,
             self.replay_redis,
@@ -172,7 +174,7 @@ class KeysService:
         if settings.relay_in_process:
             relay = EventRelay(
                 app,
-                connect(settings.redis_url),
+                connect(settings.redis_url, cluster=settings.redis_cluster),
                 settings.events_stream,
                 cache_size=settings.cache_size,
             )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from contracts import streams
 from services.common.http_limits import HttpLimits
+from services.common.redis_client import cluster_setting
 
 DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
 # entries per in-memory cache: the command path's aggregates and recent outcomes, the relay's
@@ -21,6 +22,7 @@ DEFAULT_SNAPSHOT_INTERVAL = 200
 @dataclass(frozen=True)
 class KeysSettings:
     redis_url: str
+    redis_cluster: bool = False
     event_store: str = DEFAULT_EVENT_STORE
     commands_stream: str = streams.COMMANDS_STREAM
     results_stream: str = streams.RESULTS_STREAM
@@ -52,6 +54,7 @@ class KeysSettings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_cluster=cluster_setting(env),
             event_store=env.get("APIKEYS_EVENT_STORE", DEFAULT_EVENT_STORE),
             commands_stream=env.get("APIKEYS_COMMANDS_STREAM", streams.COMMANDS_STREAM),
             results_stream=env.get("APIKEYS_RESULTS_STREAM", streams.RESULTS_STREAM),

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.middlewares import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
@@ -51,7 +51,10 @@ def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outa
     quiet = logging.getLogger("apikeys.keys.broker")
     quiet.setLevel(logging.WARNING)
     quiet.addFilter(FetchErrors(outage))
-    broker = RedisBroker(
+    # a cluster: the URL names any node, the others are discovered; a stream is one key, so
+    # the group's reads and acknowledgements go to the one node that holds its slot
+    broker_class = RedisClusterBroker if settings.redis_cluster else RedisBroker
+    broker = broker_class(
         settings.redis_url,
         logger=quiet,
         graceful_timeout=GRACEFUL_SECONDS,

@@ -3,6 +3,10 @@ on the dead-letter stream (at most ``APIKEYS_DEAD_LETTER_MAX_ENTRIES``) until on
 
 A retry puts the original payload back onto the commands stream as a new entry and removes
 the dead letter, in one script: of two operators retrying the same letter at once, one does.
+On a Redis Cluster the two streams live in different slots, so the command is added first and
+the dead letter removed after: a crash in between, or two operators at once, can add the
+command twice, and the second entry is answered ``duplicate`` (same ``command_id``), never
+applied twice; the dead letter is never removed without its command having been added.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from redis.exceptions import ResponseError
 
 from contracts.results import DeadLetter
 from contracts.streams import DATA_FIELD
-from services.common.redis_client import connect
+from services.common.redis_client import connect, is_cluster
 from services.keys.settings import KeysSettings
 
 _DATA_KEY = DATA_FIELD.encode()
@@ -61,8 +65,12 @@ async def retry(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[st
         if found.letter.truncated:
             out[dead_id] = TRUNCATED
             continue
-        keys = [settings.dead_letter_stream, settings.commands_stream]
-        new_id = await script(keys=keys, args=[dead_id, found.letter.payload])
+        if is_cluster(redis):
+            new_id = await redis.xadd(settings.commands_stream, {DATA_FIELD: found.letter.payload})
+            await redis.xdel(settings.dead_letter_stream, dead_id)
+        else:
+            keys = [settings.dead_letter_stream, settings.commands_stream]
+            new_id = await script(keys=keys, args=[dead_id, found.letter.payload])
         out[dead_id] = _text(new_id) if new_id else None
     return out
 
@@ -108,7 +116,7 @@ async def run_command(
     settings: KeysSettings, action: str, ids: list[str], count: int, out: TextIO, err: TextIO
 ) -> int:
     """`apikeys dead-letters list|retry|drop`; returns the exit status (1: an id not found)."""
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         if action == "list":
             listed = await list_dead_letters(redis, settings, count)
