@@ -112,3 +112,8 @@ class ApiKeysApplication(Application[UUID]):
         """The position of the newest stored event with one of ``topics`` (0 if none), or of
         the newest at or before ``at_most``."""
         return self.lookups.last_position(topics, at_most)
+
+    def take_epoch(self, partition: str) -> int:
+        """A new epoch for a partition (see ``store.fencing``): batches fenced with an older
+        one are refused from now on."""
+        return self.lookups.take_epoch(partition)
