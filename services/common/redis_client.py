@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -53,9 +54,28 @@ def connect(
         "max_connections": MAX_CONNECTIONS,
     }
     if cluster:
+        first, nodes = cluster_nodes(url)
+        client = RedisCluster.from_url(
+            first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **options
+        )
         # same command methods as Redis: the services hold either behind one type
-        return cast(Redis, RedisCluster.from_url(url, **options))
+        return cast(Redis, client)
     return Redis.from_url(url, **options)
+
+
+def cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A cluster's ``REDIS_URL`` may name several nodes, comma-separated
+    (``redis://[user:password@]host1:port1,host2:port2/0``), so that a process started while
+    one of them is down still finds the cluster. Returns the URL of the first node alone and
+    every node's address."""
+    parts = urlsplit(url)
+    auth, at, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for address in hosts.split(","):
+        host, colon, port = address.strip().rpartition(":")
+        nodes.append((host, int(port)) if colon else (address.strip(), 6379))
+    first = f"{auth}{at}{nodes[0][0]}:{nodes[0][1]}"
+    return urlunsplit(parts._replace(netloc=first)), nodes
 
 
 def is_cluster(client: Any) -> bool:

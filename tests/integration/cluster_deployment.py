@@ -37,10 +37,12 @@ class ClusterDeployment:
         self.settings = settings  # extra settings for every keys-service replica
         self.client = cluster.client()
         self.projections: dict[str, str] = {}  # name -> base URL
+        self.resent: set[str] = set()  # command ids sent again (lost with a primary's tail)
+        self.retried: set[str] = set()  # command ids of chunks sent again after an error
 
     def env(self, **settings: str) -> dict[str, str]:
         return self.harness.env(
-            REDIS_URL=self.cluster.url, APIKEYS_REDIS_CLUSTER="true", **settings
+            REDIS_URL=self.cluster.nodes_url, APIKEYS_REDIS_CLUSTER="true", **settings
         )
 
     def start_keys(self, name: str) -> ManagedProcess:
@@ -81,14 +83,24 @@ class ClusterDeployment:
 
     # -- the wire, as an upstream sees it ---------------------------------------------------
 
-    def send(self, commands: Sequence[Command], stream: Callable[[Command], str]) -> None:
-        """XADD each command to its stream, in order; a chunk cut by a failover is sent again
-        (a command sent twice is answered ``duplicate``)."""
+    def send(
+        self, commands: Sequence[Command], stream: Callable[[Command], str], rate: float = 0
+    ) -> None:
+        """XADD each command to its stream, in order, at most ``rate`` a second (0: at once);
+        a chunk cut by a failover is sent again (a command sent twice is answered
+        ``duplicate``)."""
+        started = time.monotonic()
         for start in range(0, len(commands), SEND_CHUNK):
             chunk = commands[start : start + SEND_CHUNK]
             retry_through_failover(lambda chunk=chunk: self._send_chunk(chunk, stream))
+            if rate:
+                ahead = (start + len(chunk)) / rate - (time.monotonic() - started)
+                time.sleep(max(0.0, ahead))
 
     def _send_chunk(self, chunk: Sequence[Command], stream: Callable[[Command], str]) -> None:
+        if getattr(self, "_sending", None) is chunk:
+            self.retried.update(c["command_id"] for c in chunk)
+        self._sending = chunk
         pipe = self.client.pipeline(transaction=False)
         for command in chunk:
             pipe.xadd(stream(command), {"__data__": json.dumps(command)})

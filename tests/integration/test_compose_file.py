@@ -88,11 +88,15 @@ def test_every_replica_uses_the_cluster_the_shared_store_and_a_name_of_its_own(
     keys = [services[name]["environment"] for name in sorted(KEYS)]
     assert {env["APIKEYS_CONSUMER_NAME"] for env in keys} == KEYS
     assert len({env["APIKEYS_EVENT_STORE"] for env in keys}) == 1  # one event store
+    assert len({env["APIKEYS_PARTITIONS"] for env in keys}) == 1  # one number of partitions
     views = [services[name]["environment"] for name in sorted(PROJECTIONS)]
     assert len({env["APIKEYS_VIEW_TABLE_PREFIX"] for env in views}) == len(PROJECTIONS)
     for env in keys + views:
         assert env["APIKEYS_REDIS_CLUSTER"] == "true"
-        assert re.fullmatch(r"redis://redis-\d:6379/0", env["REDIS_URL"])
+        # several nodes: a replica started while one of them is down still finds the cluster
+        nodes = re.fullmatch(r"redis://((?:redis-\d:6379,?)+)/0", env["REDIS_URL"])
+        assert nodes is not None and len(nodes.group(1).split(",")) >= 3, env["REDIS_URL"]
+        assert set(nodes.group(1).replace(":6379", "").split(",")) <= REDIS_NODES
 
 
 def test_the_load_balancer_sends_queries_only_to_ready_projection_replicas(

@@ -103,6 +103,13 @@ class LocalRedisCluster:
         live = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
         return f"redis://127.0.0.1:{(live or self.nodes)[0].port}/0"
 
+    @property
+    def nodes_url(self) -> str:
+        """Every node in one URL (``REDIS_URL`` of a cluster may list several), as a deployment
+        gives it: a process started while one of them is down still finds the cluster."""
+        addresses = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        return f"redis://{addresses}/0"
+
     def start(self, timeout: float = 60.0) -> LocalRedisCluster:
         try:
             for node in self.nodes:

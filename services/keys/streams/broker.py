@@ -13,6 +13,7 @@ from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
+from services.common.redis_client import cluster_nodes
 from services.common.resilience import Outage, is_transient
 from services.keys.settings import KeysSettings
 from services.keys.streams.consumer import CommandConsumer
@@ -51,18 +52,21 @@ def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outa
     quiet = logging.getLogger("apikeys.keys.broker")
     quiet.setLevel(logging.WARNING)
     quiet.addFilter(FetchErrors(outage))
-    # a cluster: the URL names any node, the others are discovered; a stream is one key, so
-    # the group's reads and acknowledgements go to the one node that holds its slot
-    broker_class = RedisClusterBroker if settings.redis_cluster else RedisBroker
-    broker = broker_class(
-        settings.redis_url,
-        logger=quiet,
-        graceful_timeout=GRACEFUL_SECONDS,
-        retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
-        health_check_interval=15,
-        socket_connect_timeout=2,
-        socket_keepalive=True,
-    )
+    options: dict[str, Any] = {
+        "logger": quiet,
+        "graceful_timeout": GRACEFUL_SECONDS,
+        "retry_on_error": [redis_errors.ConnectionError, redis_errors.TimeoutError],
+        "health_check_interval": 15,
+        "socket_connect_timeout": 2,
+        "socket_keepalive": True,
+    }
+    # a cluster: the URL names one or more nodes, the others are discovered; a stream is one
+    # key, so the group's reads and acknowledgements go to the one node that holds its slot
+    if settings.redis_cluster:
+        url, nodes = cluster_nodes(settings.redis_url)
+        broker: RedisBroker = RedisClusterBroker(url, startup_nodes=nodes, **options)
+    else:
+        broker = RedisBroker(settings.redis_url, **options)
     source = StreamSub(
         settings.commands_stream,
         group=settings.group,
