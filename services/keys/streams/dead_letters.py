@@ -53,8 +53,9 @@ async def list_dead_letters(redis: Redis, settings: KeysSettings, count: int) ->
 
 async def retry(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[str, str | None]:
     """Each dead letter's payload back onto its commands stream; per id, that stream and the
-    new command entry's id ("<stream> <id>"), or None if there is no such dead letter. A dead letter whose payload was cut
-    (``truncated``) no longer holds the command: it is left where it is, with TRUNCATED."""
+    new command entry's id ("<stream> <id>"), or None if there is no such dead letter. A dead
+    letter whose payload was cut (``truncated``) no longer holds the command: it is left where
+    it is, with TRUNCATED."""
     script = redis.register_script(RETRY_SCRIPT)
     out: dict[str, str | None] = {}
     for dead_id in ids:
