@@ -6,8 +6,12 @@ A holder is ``<consumer name>|<instance>``: a replica restarted under the same c
 (its previous run killed) takes its own leases over at once instead of waiting for them to
 expire; consumer names are unique per replica (README), so no other replica does that.
 
+Renewing takes the lease again if it expired meanwhile and nobody else took it (Redis was
+unreachable for longer than the lease), so an outage does not stop the work for nothing.
+
 A lease says who should do the work; it does not stop a holder that has lost it without
-knowing (paused, cut off): the event store's epochs do that (``store.fencing``).
+knowing (paused, cut off), nor one whose lease expired and was taken and given back in
+between: the event store's epochs do that (``store.fencing``).
 """
 
 from __future__ import annotations
@@ -21,14 +25,6 @@ ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] or string.sub(holder, 1, #ARGV[3]) == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-# KEYS: lease. ARGV: holder, ttl ms.
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
@@ -60,7 +56,6 @@ class Leases:
 
     def __post_init__(self) -> None:
         self._acquire = self.redis.register_script(ACQUIRE)
-        self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
         self._prefix = self.holder.split("|", 1)[0] + "|"
 
@@ -70,8 +65,9 @@ class Leases:
         return bool(await self._acquire(keys=[lease_key(name)], args=args))
 
     async def renew(self, name: str) -> bool:
-        """Extend the lease; False if it is no longer held by this process."""
-        return bool(await self._renew(keys=[lease_key(name)], args=[self.holder, self.ttl_ms]))
+        """Extend the lease (or take it again if it is free); False if another replica
+        holds it."""
+        return await self.acquire(name)
 
     async def release(self, name: str) -> None:
         await self._release(keys=[lease_key(name)], args=[self.holder])
