@@ -17,7 +17,6 @@ from tests.faults.deployment import Streams, wait_healthy
 from tests.faults.processes import ManagedProcess, ProcessHarness
 from tests.support.redis_cluster import LocalRedisCluster
 
-SEND_CHUNK = 500
 Command = dict[str, Any]
 
 
@@ -36,6 +35,7 @@ class ClusterDeployment:
         self.streams = streams
         self.settings = settings  # extra settings for every keys-service replica
         self.client = cluster.client()
+        self.sender = cluster.client(retries=0)  # its failures are seen and counted here
         self.projections: dict[str, str] = {}  # name -> base URL
         self.resent: set[str] = set()  # command ids sent again (lost with a primary's tail)
         self.retried: set[str] = set()  # command ids of chunks sent again after an error
@@ -86,25 +86,32 @@ class ClusterDeployment:
     def send(
         self, commands: Sequence[Command], stream: Callable[[Command], str], rate: float = 0
     ) -> None:
-        """XADD each command to its stream, in order, at most ``rate`` a second (0: at once);
-        a chunk cut by a failover is sent again (a command sent twice is answered
-        ``duplicate``)."""
+        """XADD each command to its stream, one at a time and in order, at most ``rate`` a
+        second (0: at once), as a careful publisher does. A command whose XADD failed is sent
+        again (its first XADD may have been applied, then it is answered ``duplicate``, or
+        lost with a primary's tail) and is recorded in ``retried``: such a command may be
+        applied after commands sent after it. (A pipeline is not used: across a failover,
+        redis-py's cluster pipeline sends the failed part of a pipeline again by itself, which
+        reorders commands without telling the sender.)"""
         started = time.monotonic()
-        for start in range(0, len(commands), SEND_CHUNK):
-            chunk = commands[start : start + SEND_CHUNK]
-            retry_through_failover(lambda chunk=chunk: self._send_chunk(chunk, stream))
-            if rate:
-                ahead = (start + len(chunk)) / rate - (time.monotonic() - started)
+        for sent, command in enumerate(commands, 1):
+            self._send_one(command, stream(command))
+            if rate and sent % 100 == 0:
+                ahead = sent / rate - (time.monotonic() - started)
                 time.sleep(max(0.0, ahead))
 
-    def _send_chunk(self, chunk: Sequence[Command], stream: Callable[[Command], str]) -> None:
-        if getattr(self, "_sending", None) is chunk:
-            self.retried.update(c["command_id"] for c in chunk)
-        self._sending = chunk
-        pipe = self.client.pipeline(transaction=False)
-        for command in chunk:
-            pipe.xadd(stream(command), {"__data__": json.dumps(command)})
-        pipe.execute()
+    def _send_one(self, command: Command, stream: str) -> None:
+        data = json.dumps(command)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.sender.xadd(stream, {"__data__": data})
+                return
+            except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError):
+                self.retried.add(command["command_id"])
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
         entries: Any = retry_through_failover(lambda: self.client.xrange(stream))
@@ -118,6 +125,7 @@ class ClusterDeployment:
 
     def close(self) -> None:
         self.client.close()
+        self.sender.close()
 
 
 def retry_through_failover(call: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from services.common.lifeline import die_with_parent
 from services.local.embedded_redis import redis_cli_binary, redis_server_binary
@@ -164,8 +166,14 @@ class LocalRedisCluster:
             client.set("apikeys-test-probe", "1")
             return bool(client.get("apikeys-test-probe") == b"1")
 
-    def client(self) -> RedisCluster:
-        return RedisCluster.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+    def client(self, retries: int = 3) -> RedisCluster:
+        """A cluster client; ``retries=0``: every failure is raised (nothing sent twice)."""
+        return RedisCluster.from_url(
+            self.url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), retries),
+        )
 
     def node_of(self, key: str) -> Node:
         """The primary that serves ``key``'s slot now."""
