@@ -138,6 +138,9 @@ class Coordinator:
             await worker.start()
         except Stopping:
             return
+        except Exception:
+            log.exception("partition %s: starting failed; giving it back", worker.stream)
+            return
         await worker.fenced.wait()
 
     def _let_go(self, stream: str, *, release: bool) -> None:
