@@ -110,3 +110,29 @@ def test_the_load_balancer_sends_queries_only_to_ready_projection_replicas(
     assert {host for _, host in servers} == PROJECTIONS
     assert "monitor-uri /haproxy-health" in config
     assert "/haproxy-health" in " ".join(services["queries"]["healthcheck"]["test"])
+
+
+def test_every_projection_replica_has_a_callers_file_of_hashes_only(
+    services: dict[str, Any],
+) -> None:
+    from contracts.callers import decode_callers
+
+    for name in PROJECTIONS:
+        projections = services[name]
+        path = projections["environment"]["APIKEYS_CALLERS_FILE"]
+        mounts = dict(v.rsplit(":", 1)[0].split(":", 1)[::-1] for v in projections["volumes"])
+        folder, file_name = path.rsplit("/", 1)
+        callers = decode_callers((ROOT / mounts[folder] / file_name).read_bytes())
+        assert [c.name for c in callers] == ["gateway"], name
+
+
+def test_no_token_is_committed() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    # a token: prefix, underscore, 32 random and 6 checksum characters (contracts/tokens.py)
+    token = re.compile(r"\bap[kc]_[0-9A-Za-z]{38}\b")
+    for path in tracked:
+        file = ROOT / path
+        if file.is_file() and file.suffix in {".py", ".md", ".json", ".yml", ".toml", ".txt"}:
+            assert not token.search(file.read_text(errors="replace")), path
