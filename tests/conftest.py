@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.local.embedded_redis import EmbeddedRedis
+from tests.support.redis_cluster import LocalRedisCluster
 from tests.support.stores import STORES
 
 POSTGRES_DSN = os.environ.get("APIKEYS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -19,7 +20,8 @@ TESTS = Path(__file__).parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tier marker comes from the folder a test lives in, never from the test itself;
-    a test that needs PostgreSQL directly is marked `postgres` too."""
+    a test that needs PostgreSQL directly is marked `postgres` too, one that needs a Redis
+    Cluster `cluster`."""
     for item in items:
         tier = item.path.relative_to(TESTS).parts[0]
         if tier not in TIERS:
@@ -27,6 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier))
         if {"postgres_dsn", "postgres_url"} & set(item.fixturenames):
             item.add_marker(pytest.mark.postgres)
+        if {"redis_cluster", "private_redis_cluster"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.cluster)
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +39,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A six-node Redis Cluster shared by the session's cluster tests (none kills a node of
+    it: those use ``private_redis_cluster``); each test uses streams of its own."""
+    with LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def private_redis_cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    """A cluster of the test's own, which it may take nodes of down."""
+    with LocalRedisCluster(tmp_path / "redis-cluster") as cluster:
+        yield cluster
 
 
 @pytest.fixture

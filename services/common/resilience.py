@@ -45,6 +45,17 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     *_PSYCOPG,
 )
 
+# A Redis Cluster mid-failover: the slot's primary is down or moving, not yet promoted or
+# not yet known to this client; the client finds the new primary when asked again.
+CLUSTER_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis_errors.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    redis_errors.TryAgainError,
+    redis_errors.AskError,  # MOVED included: retries ran out while the slots moved
+    redis_errors.ClusterError,  # "TTL exhausted": the same, within one command's redirects
+    redis_errors.SlotNotCoveredError,
+    redis_errors.ReadOnlyError,  # written to a primary that has just become a replica
+)
+
 
 # SQLSTATEs of a database that cannot do the work now but will: connection exceptions (08),
 # a read-only primary mid-failover (25006), an operator intervention or shutdown (57P0x),
@@ -73,6 +84,10 @@ def is_transient(error: BaseException) -> bool:
         return True
     if isinstance(error, persistence.IntegrityError):
         return False
+    if isinstance(error, CLUSTER_TRANSIENT):
+        return True
+    if isinstance(error, redis_errors.RedisClusterException):  # no known node answers
+        return "cannot be connected" in str(error)
     if isinstance(error, redis_errors.ResponseError):
         return "LOADING" in str(error) or "MASTERDOWN" in str(error)
     return isinstance(error, TRANSIENT)

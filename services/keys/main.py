@@ -1,6 +1,7 @@
-"""The keys service process: answer /health at once, then (retrying through outages) recover,
-consume commands, relay events and keep /ready true to what it can do. SIGTERM or SIGINT
-finishes the batch in hand, stops the relay and exits."""
+"""The keys service process: answer /health at once, then (retrying through outages) open the
+store, agree on the number of partitions, and take its share of the partitions and, when its
+turn comes, of the relay (``partitions``); keep /ready true to what it can do. SIGTERM or
+SIGINT finishes the batches in hand, gives the leases back, stops the relay and exits."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
-
-from faststream.redis import RedisBroker
 
 from services.common.http_server import HttpServer, http_config
 from services.common.lag import RAISE_WATERMARK, watermark_key
@@ -28,17 +28,14 @@ from services.common.resilience import (
     keep_trying,
 )
 from services.keys.health import Readiness, health_app, monitor
-from services.keys.processor import CommandProcessor
+from services.keys.partitions.coordinator import Coordinator
+from services.keys.partitions.count import PartitionsMismatch, agree_on_partitions
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
-from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker
-from services.keys.streams.consumer import CommandConsumer, ensure_group
+from services.keys.streams.broker import GRACEFUL_SECONDS
+from services.keys.streams.consumer import ensure_group
 from services.keys.streams.mapping import PUBLISHED_TOPICS
-from services.keys.streams.relay import EventRelay
-from services.keys.streams.relay_process import RelayProcess
 from services.keys.streams.replay import ReplayResponder
-from services.keys.streams.trimming import StreamTrimmer
-from services.keys.streams.upkeep import look_after_pending
 
 log = logging.getLogger("apikeys.keys")
 T = TypeVar("T")
@@ -55,13 +52,12 @@ class KeysService:
         self.readiness = readiness
         self.stop_requested = stop
         self.app: ApiKeysApplication | None = None
-        self.redis = connect(settings.redis_url, retries=0)  # consumer: checks lost replies
-        self.probe_redis = connect(settings.redis_url)
+        cluster = settings.redis_cluster
+        # the consumers' client checks lost replies itself
+        self.redis = connect(settings.redis_url, cluster=cluster, retries=0)
+        self.probe_redis = connect(settings.redis_url, cluster=cluster)
         self.replay_redis: Any = None
-        self.relay_process: RelayProcess | None = None
-        self.inline_relay: EventRelay | None = None
-        self.consumer: CommandConsumer | None = None
-        self.broker: RedisBroker | None = None
+        self.coordinator: Coordinator | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.startup = Outage("keys service start-up", log)
 
@@ -78,26 +74,32 @@ class KeysService:
             raise ServiceStopped from None
 
     async def start(self) -> None:
-        """Open the store, recover, then consume; each step retried through outages."""
+        """Open the store, agree on the partitions, then take a share of them; each step
+        retried through outages (a disagreement on the partitions is not retried)."""
+        settings = self.settings
         app = await self._open_store()
         await self._retry(
-            lambda: ensure_group(self.redis, self.settings.commands_stream, self.settings.group)
+            lambda: agree_on_partitions(
+                self.probe_redis, settings.partitions_key, settings.partitions
+            )
         )
+        for stream in settings.partition_streams():
+            await self._retry(partial(ensure_group, self.redis, stream, settings.group))
         await self._retry(self._raise_watermark_from_store)
-        consumer = self._wire_consumer(app)
-        recovered = await consumer.recover_own_pending()
-        if recovered:
-            log.warning("recovered %d pending command entries", recovered)
-        await self._start_reading(consumer)
+        if self.stop_requested.is_set():
+            raise ServiceStopped
+        coordinator = Coordinator(settings, app, self.redis, self.probe_redis, self.readiness)
+        self.coordinator = coordinator
+        coordinator.start()
         # what start-up allocated (imports, the library's registries) lives as long as the
         # process: out of the collector's full passes, which otherwise stall the event loop
         gc.collect()
         gc.freeze()
         self.readiness.started = True
-        settings = self.settings
         print(
-            f"keys service: consuming {settings.commands_stream} as {settings.consumer} "
-            f"(group {settings.group}); health on http://{settings.health_addr}/health",
+            f"keys service: {settings.partitions} partition(s) of {settings.commands_stream} "
+            f"shared as {settings.consumer} (group {settings.group}); "
+            f"health on http://{settings.health_addr}/health",
             flush=True,
         )
 
@@ -113,7 +115,7 @@ class KeysService:
     def _start_replay(self, app: ApiKeysApplication) -> None:
         """Answer replay requests from readers behind the events stream's window."""
         settings = self.settings
-        self.replay_redis = connect(settings.redis_url)
+        self.replay_redis = connect(settings.redis_url, cluster=settings.redis_cluster)
         responder = ReplayResponder(
             app,
             self.replay_redis,
@@ -124,35 +126,6 @@ class KeysService:
             ttl_seconds=settings.replay_ttl_seconds,
         )
         self.tasks.append(asyncio.create_task(responder.run(), name="replay"))
-
-    def _wire_consumer(self, app: ApiKeysApplication) -> CommandConsumer:
-        """The processor, the relay it wakes, and the consumer that feeds it."""
-        settings = self.settings
-        processor = CommandProcessor(
-            app, cache_size=settings.cache_size, snapshot_interval=settings.snapshot_interval
-        )
-        wake = self._start_relay(app)
-        consumer = CommandConsumer(settings, processor, self.redis, on_stored=wake)
-        self.consumer = consumer
-        if self.stop_requested.is_set():
-            raise ServiceStopped
-        self.readiness.store_users.append(consumer.store_outage)
-        self.readiness.redis_users.append(consumer.redis_outage)
-        return consumer
-
-    async def _start_reading(self, consumer: CommandConsumer) -> None:
-        # the reader's errors are logged once per outage; the upkeep loop's calls tell when
-        # Redis answers again (readiness has its own probe)
-        reader_outage = Outage("Redis (commands reader)", log)
-        broker = build_broker(self.settings, consumer, reader_outage)
-        await self._retry(broker.start)
-        self.broker = broker
-        upkeep = look_after_pending(consumer, reader_outage)
-        self.tasks.append(asyncio.create_task(upkeep, name="upkeep"))
-        if self.settings.trim_streams:
-            trimmer = StreamTrimmer(self.settings, self.probe_redis)
-            trimming = trimmer.run(Outage("Redis (trimming the streams)", log))
-            self.tasks.append(asyncio.create_task(trimming, name="trimming"))
 
     async def _raise_watermark_from_store(self) -> None:
         """Events stored before this start count as stored now (for the relay's lag)."""
@@ -167,44 +140,21 @@ class KeysService:
                 f"{time.time():.6f}",
             )
 
-    def _start_relay(self, app: ApiKeysApplication) -> Callable[[], None]:
-        settings = self.settings
-        if settings.relay_in_process:
-            relay = EventRelay(
-                app,
-                connect(settings.redis_url),
-                settings.events_stream,
-                cache_size=settings.cache_size,
-            )
-            self.inline_relay = relay
-            self.tasks.append(asyncio.create_task(relay.run(), name="relay"))
-            return relay.wake.set
-        process = RelayProcess(settings)
-        process.start()
-        self.relay_process = process
-        self.tasks.append(asyncio.create_task(process.supervise(), name="relay-supervisor"))
-        return process.wake
+    def stop_reading(self) -> None:
+        """New batches are left for the next holder of each partition."""
+        if self.coordinator is not None:
+            self.coordinator.stop_reading()
 
     async def stop(self) -> None:
-        """Finish the batch in hand, stop reading, stop the relay, close: within
-        STOP_SECONDS of the signal, abandoning a call blocked on a silent connection."""
+        """Finish the batches in hand, stop reading, give the leases back, stop the relay,
+        close: within STOP_SECONDS of the signal, abandoning a call blocked on a silent
+        connection."""
         started = time.monotonic()
         self.readiness.started = False
-        if self.consumer is not None:
-            self.consumer.stop()
-        if self.broker is not None:
+        if self.coordinator is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.broker.stop(), GRACEFUL_SECONDS + 0.5)
-        if self.consumer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.consumer.lock.acquire(), 1.0)
+                await asyncio.wait_for(self.coordinator.stop(), GRACEFUL_SECONDS + 2.5)
         await cancel_all(self.tasks)
-        if self.relay_process is not None:
-            await self.relay_process.stop()
-        if self.inline_relay is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.inline_relay.relay_once(), 1.0)
-            await self.inline_relay.redis.aclose()
         for client in (self.redis, self.probe_redis, self.replay_redis):
             with contextlib.suppress(Exception):
                 if client is not None:
@@ -237,8 +187,7 @@ async def run_keys_service(settings: KeysSettings) -> None:
 
     def request_stop() -> None:
         stop.set()
-        if service.consumer is not None:  # new batches are left for the next start
-            service.consumer.stop()
+        service.stop_reading()  # new batches are left for the next start
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, request_stop)
@@ -269,7 +218,10 @@ GIL_SWITCH_SECONDS = 0.001
 def serve(settings: KeysSettings | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    asyncio.run(run_keys_service(settings or KeysSettings.from_env()))
+    try:
+        asyncio.run(run_keys_service(settings or KeysSettings.from_env()))
+    except PartitionsMismatch as error:
+        sys.exit(f"keys service: {error}")
 
 
 if __name__ == "__main__":

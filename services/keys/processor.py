@@ -29,7 +29,7 @@ from services.keys.handlers import handle
 from services.keys.outcomes import base_result, last_event_of, receipt_for, replayed, result_from
 from services.keys.settings import DEFAULT_CACHE_SIZE, DEFAULT_SNAPSHOT_INTERVAL
 from services.keys.snapshots import SnapshotPolicy
-from services.keys.store import ApiKeysApplication
+from services.keys.store import ApiKeysApplication, Fence
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,16 @@ class CommandProcessor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_size: int = DEFAULT_CACHE_SIZE,
         snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL,
+        fence: Fence | None = None,
+        exclusive: bool = False,
     ):
+        """``fence``: every batch is stored only while the partition's epoch is the fence's
+        (``store.fencing``). ``exclusive``: nobody else writes this processor's aggregates
+        while its fence holds (one partition of several: organizations never change
+        partition), so its cache stays valid without looking at what others stored."""
         self.app = app
+        self.fence = fence
+        self.exclusive = exclusive
         self.clock = clock
         self.snapshots = SnapshotPolicy(app, snapshot_interval)
         self.cache = AggregateCache(self.snapshots.load, cache_size)
@@ -121,6 +129,8 @@ class CommandProcessor:
     def _drop_cache_if_store_moved(self) -> None:
         """Another writer (a second replica) stored events since our last batch: what we
         cached may be stale, so start again from the store."""
+        if self.exclusive:
+            return
         newest = self.app.recorder.max_notification_id() or 0
         if newest != self.last_written:
             self.cache.clear()
@@ -148,7 +158,7 @@ class CommandProcessor:
                 plan, events = self._apply(entry, now, careful=look_up_receipts)
                 planned.append(plan)
                 to_save.extend(events)
-            recordings = self.app.events.put(to_save) if to_save else []
+            recordings = self.app.events.put(to_save, fence=self.fence) if to_save else []
         except BaseException:
             self.cache.clear()
             self.snapshots.forget()

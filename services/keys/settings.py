@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from contracts import streams
+from contracts.partitions import PARTITIONS_KEY, partition_streams
 from services.common.http_limits import HttpLimits
+from services.common.redis_client import cluster_setting
 
 DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
 # entries per in-memory cache: the command path's aggregates and recent outcomes, the relay's
@@ -16,11 +18,15 @@ DEFAULT_EVENT_STORE = "sqlite:///var/events.db"
 DEFAULT_CACHE_SIZE = 10_000
 # an aggregate gets a snapshot every this many events: a load replays fewer events than this
 DEFAULT_SNAPSHOT_INTERVAL = 200
+# a partition's (and the relay's) lease lasts this long unless renewed: a dead replica's
+# partitions are taken over within about this long
+DEFAULT_LEASE_MS = 3000
 
 
 @dataclass(frozen=True)
 class KeysSettings:
     redis_url: str
+    redis_cluster: bool = False
     event_store: str = DEFAULT_EVENT_STORE
     commands_stream: str = streams.COMMANDS_STREAM
     results_stream: str = streams.RESULTS_STREAM
@@ -46,12 +52,16 @@ class KeysSettings:
     trim_streams: bool = True
     cache_size: int = DEFAULT_CACHE_SIZE
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
+    partitions: int = 1
+    partitions_key: str = PARTITIONS_KEY
+    lease_ms: int = DEFAULT_LEASE_MS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KeysSettings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_cluster=cluster_setting(env),
             event_store=env.get("APIKEYS_EVENT_STORE", DEFAULT_EVENT_STORE),
             commands_stream=env.get("APIKEYS_COMMANDS_STREAM", streams.COMMANDS_STREAM),
             results_stream=env.get("APIKEYS_RESULTS_STREAM", streams.RESULTS_STREAM),
@@ -81,7 +91,14 @@ class KeysSettings:
             snapshot_interval=int(
                 env.get("APIKEYS_SNAPSHOT_INTERVAL", str(DEFAULT_SNAPSHOT_INTERVAL))
             ),
+            partitions=_positive(env, "APIKEYS_PARTITIONS", 1),
+            partitions_key=env.get("APIKEYS_PARTITIONS_KEY", PARTITIONS_KEY),
+            lease_ms=_at_least(env, "APIKEYS_LEASE_MS", DEFAULT_LEASE_MS, 300),
         )
+
+    def partition_streams(self) -> list[str]:
+        """The commands streams this service consumes: one per partition."""
+        return partition_streams(self.commands_stream, self.partitions)
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
@@ -90,4 +107,11 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = int(env.get(name, str(default)))
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _at_least(env: Mapping[str, str], name: str, default: int, least: int) -> int:
+    value = int(env.get(name, str(default)))
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, not {value}")
     return value

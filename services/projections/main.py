@@ -170,7 +170,11 @@ class Running:
             return
         live.load(model)
         # a silent connection is given up soon after the longest wait a read asks for
-        self.redis = connect(settings.redis_url, socket_timeout=freshness.read_block_seconds + 2)
+        self.redis = connect(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            socket_timeout=freshness.read_block_seconds + 2,
+        )
         self.follower = self._follower(settings, live, store, freshness)
         # /ready must know the store is down even when there is nothing to save
         probe = Probe(

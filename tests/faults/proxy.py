@@ -2,7 +2,9 @@
 
 ``cut()`` resets every open connection both ways and resets each new one as soon as it is
 accepted, so clients on either side get fast errors rather than hangs; ``restore()`` lets new
-connections through again. Threads only, stdlib only.
+connections through again. ``hold()`` keeps the connections open but passes nothing on (what
+arrives waits in the proxy) until ``release()``: a request in flight that a slow network
+delivers late. Threads only, stdlib only.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ class Link:
     """One proxied connection: client <-> upstream, one pump thread per direction."""
 
     def __init__(
-        self, client: socket.socket, upstream: socket.socket, on_end: Callable[[Link], None]
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        on_end: Callable[[Link], None],
+        flowing: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.upstream = upstream
         self._on_end = on_end
         self._closed = threading.Event()
+        self._flowing = flowing
 
     def start(self) -> None:
         for source, sink in ((self.client, self.upstream), (self.upstream, self.client)):
@@ -51,6 +58,8 @@ class Link:
                 data = source.recv(CHUNK)
                 if not data:
                     break
+                if self._flowing is not None:
+                    self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -72,6 +81,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._links: set[Link] = set()
         self._is_cut = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._closing = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
         self._listener.settimeout(ACCEPT_POLL_SECONDS)
@@ -95,8 +106,16 @@ class TcpProxy:
         with self._lock:
             self._is_cut = False
 
+    def hold(self) -> None:
+        """Pass nothing on, either way, until ``release()`` (connections stay open)."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closing.set()
+        self.release()
         self.cut()
         self._acceptor.join(timeout=5)
         with contextlib.suppress(OSError):
@@ -125,7 +144,7 @@ class TcpProxy:
         upstream.settimeout(None)
         for sock in (client, upstream):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = Link(client, upstream, self._forget)
+        link = Link(client, upstream, self._forget, self._flowing)
         with self._lock:
             admitted = not self._is_cut
             if admitted:

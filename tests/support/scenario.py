@@ -89,3 +89,19 @@ def key_command(
         "key_id": key_id,
         **fields,
     }
+
+
+def many_organizations(organizations: int, total: int, keys: int = 40) -> list[dict[str, Any]]:
+    """``total`` commands over ``organizations`` organizations: each one's directory commands,
+    then keys created and renamed; interleaved across organizations, each organization's
+    commands in their own order (every one of them is accepted when applied in order)."""
+    per_org = total // organizations
+    plans = []
+    for o in range(organizations):
+        org = f"org-{o}"
+        plan = organization_setup(org)
+        plan += [create_key(org, f"{org}-k{k}") for k in range(keys)]
+        for n in range(per_org - len(plan)):
+            plan.append(key_command("RenameApiKey", org, f"{org}-k{n % keys}", name=f"name {n}"))
+        plans.append(plan)
+    return [plan[i] for i in range(per_org) for plan in plans]

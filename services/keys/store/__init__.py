@@ -2,5 +2,6 @@
 and the PostgreSQL factory, all chosen from one store URL."""
 
 from services.keys.store.application import ApiKeysApplication, persistence_env
+from services.keys.store.fencing import Fence, Fenced
 
-__all__ = ["ApiKeysApplication", "persistence_env"]
+__all__ = ["ApiKeysApplication", "Fence", "Fenced", "persistence_env"]

@@ -28,6 +28,16 @@ SQLITE_RECORDER_TOPIC = get_topic(BatchSQLiteApplicationRecorder)
 POSTGRES_RECORDER_TOPIC = get_topic(ArraysPostgresApplicationRecorder)
 TRANSCODER_TOPIC = get_topic(FastJSONTranscoder)
 POSTGRES_FACTORY_TOPIC = get_topic(LivelyPostgresFactory)
+# The connection pool (psycopg_pool, through eventsourcing's PostgreSQL datastore) of each
+# process that opens the store (each keys replica, its relay, the command-line tools): this
+# many connections kept open, up to POOL_MAX_OVERFLOW more while busy (one writer thread per
+# partition held, the probes, replay readers), at most POOL_MAX_WAITING callers queued for a
+# connection, each for at most POOL_TIMEOUT_SECONDS (then an outage, retried). With R
+# replicas PostgreSQL sees at most 2 * R * (POOL_SIZE + POOL_MAX_OVERFLOW) connections.
+POOL_SIZE = 4
+POOL_MAX_OVERFLOW = 4
+POOL_MAX_WAITING = 64
+POOL_TIMEOUT_SECONDS = 3
 
 
 def persistence_env(url: str) -> dict[str, str]:
@@ -50,8 +60,10 @@ def persistence_env(url: str) -> dict[str, str]:
         "POSTGRES_PORT": str(target.port),
         "POSTGRES_USER": target.user,
         "POSTGRES_PASSWORD": target.password,
-        "POSTGRES_POOL_SIZE": "4",
-        "POSTGRES_CONNECT_TIMEOUT": "3",
+        "POSTGRES_POOL_SIZE": str(POOL_SIZE),
+        "POSTGRES_MAX_OVERFLOW": str(POOL_MAX_OVERFLOW),
+        "POSTGRES_MAX_WAITING": str(POOL_MAX_WAITING),
+        "POSTGRES_CONNECT_TIMEOUT": str(POOL_TIMEOUT_SECONDS),
         "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
         "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
     }
@@ -112,3 +124,8 @@ class ApiKeysApplication(Application[UUID]):
         """The position of the newest stored event with one of ``topics`` (0 if none), or of
         the newest at or before ``at_most``."""
         return self.lookups.last_position(topics, at_most)
+
+    def take_epoch(self, partition: str) -> int:
+        """A new epoch for a partition (see ``store.fencing``): batches fenced with an older
+        one are refused from now on."""
+        return self.lookups.take_epoch(partition)

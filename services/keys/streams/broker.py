@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.middlewares import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
-from services.common.redis_client import retry
+from services.common.redis_client import cluster_nodes, retry
 from services.common.resilience import Outage, is_transient
 from services.keys.settings import KeysSettings
 from services.keys.streams.consumer import CommandConsumer
@@ -49,26 +49,31 @@ class FetchErrors(logging.Filter):
         return True
 
 
-def new_broker(url: str, logger: logging.Logger) -> RedisBroker:
-    return RedisBroker(
-        url,
-        logger=logger,
-        graceful_timeout=GRACEFUL_SECONDS,
+def new_broker(url: str, logger: logging.Logger, *, cluster: bool = False) -> RedisBroker:
+    options: dict[str, Any] = {
+        "logger": logger,
+        "graceful_timeout": GRACEFUL_SECONDS,
         # the subscriber sleeps 5 s after a read that fails (FastStream's fixed back-off), so
         # its reads ride out a short outage (a Redis restart) in redis-py's retry instead
-        retry=retry(SUBSCRIBER_RETRIES),
-        retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
-        health_check_interval=15,
-        socket_connect_timeout=2,
-        socket_keepalive=True,
-    )
+        "retry": retry(SUBSCRIBER_RETRIES),
+        "retry_on_error": [redis_errors.ConnectionError, redis_errors.TimeoutError],
+        "health_check_interval": 15,
+        "socket_connect_timeout": 2,
+        "socket_keepalive": True,
+    }
+    # a cluster: the URL names one or more nodes, the others are discovered; a stream is one
+    # key, so the group's reads and acknowledgements go to the one node that holds its slot
+    if cluster:
+        first, nodes = cluster_nodes(url)
+        return RedisClusterBroker(first, startup_nodes=nodes, **options)
+    return RedisBroker(url, **options)
 
 
 def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outage) -> RedisBroker:
     quiet = logging.getLogger("apikeys.keys.broker")
     quiet.setLevel(logging.WARNING)
     quiet.addFilter(FetchErrors(outage))
-    broker = new_broker(settings.redis_url, quiet)
+    broker = new_broker(settings.redis_url, quiet, cluster=settings.redis_cluster)
     source = StreamSub(
         settings.commands_stream,
         group=settings.group,

@@ -8,8 +8,12 @@ redelivery, which the receipts answer with the original outcome.
 Outages: while the event store or Redis is unreachable the batch in hand is held and retried
 with backoff (nothing is answered that was not stored, nothing new is read), so commands are
 applied in stream order once the outage ends. Before a new batch, entries this consumer was
-given earlier and never handled (their delivery was lost with a dropped connection) are
-handled first.
+given earlier and never handled (their delivery was lost with a dropped connection), or left
+pending by the replica that held the partition before, are handled first.
+
+Fencing: a batch refused by the store because another replica took the partition over
+(``Fenced``) stops this consumer at once: nothing of it is answered or acknowledged, its
+entries stay pending for the partition's new holder, and ``on_fenced`` is told.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from services.common.resilience import (
 )
 from services.keys.processor import CommandProcessor, Entry
 from services.keys.settings import KeysSettings
+from services.keys.store import Fenced
 from services.keys.streams.intake import Refused, read_entry
 from services.keys.streams.pending import OwnPending, RawEntry
 from services.keys.streams.replies import Answer, Replies, dead_letter, failures_key
@@ -60,11 +65,14 @@ class CommandConsumer:
         redis: Redis,
         on_stored: Callable[[], None] = lambda: None,
         retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
+        on_fenced: Callable[[Fenced], None] = lambda _: None,
     ):
         self.settings = settings
         self.processor = processor
         self.redis = redis  # a client without automatic retries: a lost EXEC reply is checked
         self.on_stored = on_stored
+        self.on_fenced = on_fenced
+        self.fenced: Fenced | None = None
         self.retry_delays = retry_delays
         self.lock = asyncio.Lock()  # one batch at a time keeps stream order
         self.stopping = False
@@ -92,6 +100,8 @@ class CommandConsumer:
                 await self._handle([i for i, _ in kept], [d for _, d in kept])
             except Stopping:
                 return
+            except Fenced as error:
+                self._deposed(error)
 
     async def handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
         """Handle entries given to this consumer, in order (tests call this directly)."""
@@ -100,18 +110,31 @@ class CommandConsumer:
                 await self._handle(ids, datas)
             except Stopping:
                 return
+            except Fenced as error:
+                self._deposed(error)
 
     async def recover_own_pending(self) -> int:
-        """Finish what this consumer was given and did not answer; returns how many entries
-        were read again."""
+        """Finish what this consumer (or a consumer before it) was given and did not
+        answer; returns how many entries were read again."""
         async with self.lock:
             try:
                 return await self._recover_own_pending()
             except Stopping:
                 return 0
+            except Fenced as error:
+                self._deposed(error)
+                return 0
 
     def stop(self) -> None:
         self.stopping = True
+
+    def _deposed(self, error: Fenced) -> None:
+        """Another replica took the partition over: stop here, leave everything pending."""
+        if self.fenced is None:
+            log.warning("%s; stopping this consumer", error)
+            self.fenced = error
+            self.stopping = True
+            self.on_fenced(error)
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -153,7 +176,7 @@ class CommandConsumer:
             try:
                 results = await self._store(entries)
                 return list(zip(entries, results, strict=True)), []
-            except Stopping:
+            except (Stopping, Fenced):
                 raise
             except Exception:
                 log.exception("batch of %d failed", len(entries))
@@ -165,7 +188,7 @@ class CommandConsumer:
         for entry in entries:  # isolate the entry that fails; the others go on
             try:
                 handled.extend(zip([entry], await self._store([entry]), strict=True))
-            except Stopping:
+            except (Stopping, Fenced):
                 raise
             except Exception:
                 log.exception("entry %s failed", entry.entry_id)
@@ -223,8 +246,9 @@ class CommandConsumer:
         return await self.pending.lost_idle(idle_ms)
 
     async def _recover_own_pending(self, seen: set[str] | None = None) -> int:
-        """Own pending entries, read again from the oldest, handled in order (their ids are
-        added to ``seen``)."""
+        """Entries pending on other consumers taken over, then own pending entries read again
+        from the oldest and handled in order (their ids are added to ``seen``)."""
+        await self.pending.take_over()
         total, start = 0, "0"
         while True:
             entries = await self.pending.read_after(start)
@@ -242,6 +266,8 @@ class CommandConsumer:
                 await self._handle_redelivered(entries)
             except Stopping:
                 return
+            except Fenced as error:
+                self._deposed(error)
 
     async def _handle_redelivered(self, entries: list[RawEntry]) -> None:
         """Entries read again (own pending list, or claimed): dead-letter those whose handling

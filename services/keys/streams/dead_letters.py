@@ -3,6 +3,13 @@ on the dead-letter stream (at most ``APIKEYS_DEAD_LETTER_MAX_ENTRIES``) until on
 
 A retry puts the original payload back onto the commands stream as a new entry and removes
 the dead letter, in one script: of two operators retrying the same letter at once, one does.
+With several partitions the payload goes to its organization's partition (as any publisher
+would send it); a payload naming no organization goes to the first partition, where it is
+dead-lettered again.
+On a Redis Cluster the two streams live in different slots, so the command is added first and
+the dead letter removed after: a crash in between, or two operators at once, can add the
+command twice, and the second entry is answered ``duplicate`` (same ``command_id``), never
+applied twice; the dead letter is never removed without its command having been added.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from contracts.partitions import commands_stream_for
 from contracts.results import DeadLetter
 from contracts.streams import DATA_FIELD
-from services.common.redis_client import connect
+from services.common.redis_client import connect, is_cluster
 from services.keys.settings import KeysSettings
 
 _DATA_KEY = DATA_FIELD.encode()
@@ -48,9 +56,10 @@ async def list_dead_letters(redis: Redis, settings: KeysSettings, count: int) ->
 
 
 async def retry(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[str, str | None]:
-    """Each dead letter's payload back onto the commands stream; per id, the new command
-    entry's id, or None if there is no such dead letter. A dead letter whose payload was cut
-    (``truncated``) no longer holds the command: it is left where it is, with TRUNCATED."""
+    """Each dead letter's payload back onto its commands stream; per id, that stream and the
+    new command entry's id ("<stream> <id>"), or None if there is no such dead letter. A dead
+    letter whose payload was cut (``truncated``) no longer holds the command: it is left where
+    it is, with TRUNCATED."""
     script = redis.register_script(RETRY_SCRIPT)
     out: dict[str, str | None] = {}
     for dead_id in ids:
@@ -61,10 +70,26 @@ async def retry(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[st
         if found.letter.truncated:
             out[dead_id] = TRUNCATED
             continue
-        keys = [settings.dead_letter_stream, settings.commands_stream]
-        new_id = await script(keys=keys, args=[dead_id, found.letter.payload])
-        out[dead_id] = _text(new_id) if new_id else None
+        target = retry_stream(settings, found.letter.payload)
+        if is_cluster(redis):
+            new_id = await redis.xadd(target, {DATA_FIELD: found.letter.payload})
+            await redis.xdel(settings.dead_letter_stream, dead_id)
+        else:
+            keys = [settings.dead_letter_stream, target]
+            new_id = await script(keys=keys, args=[dead_id, found.letter.payload])
+        out[dead_id] = f"{target} {_text(new_id)}" if new_id else None
     return out
+
+
+def retry_stream(settings: KeysSettings, payload: str) -> str:
+    """The commands stream a dead letter's payload goes back to."""
+    try:
+        organization_id = json.loads(payload).get("organization_id")
+    except (ValueError, AttributeError):
+        organization_id = None
+    if not isinstance(organization_id, str):
+        return settings.partition_streams()[0]
+    return commands_stream_for(organization_id, settings.commands_stream, settings.partitions)
 
 
 async def drop(redis: Redis, settings: KeysSettings, ids: list[str]) -> dict[str, bool]:
@@ -108,7 +133,7 @@ async def run_command(
     settings: KeysSettings, action: str, ids: list[str], count: int, out: TextIO, err: TextIO
 ) -> int:
     """`apikeys dead-letters list|retry|drop`; returns the exit status (1: an id not found)."""
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         if action == "list":
             listed = await list_dead_letters(redis, settings, count)
@@ -124,7 +149,7 @@ async def run_command(
                 elif new_id == TRUNCATED:
                     err.write(f"not retried {dead_id}: its payload was truncated\n")
                 else:
-                    out.write(f"retried {dead_id} as {settings.commands_stream} {new_id}\n")
+                    out.write(f"retried {dead_id} as {new_id}\n")
             return 0 if all(v not in (None, TRUNCATED) for v in retried.values()) else 1
         dropped = await drop(redis, settings, ids)
         for dead_id, was_there in dropped.items():

@@ -1,6 +1,7 @@
-"""This consumer's pending list in the commands group: which entries it was given and never
-answered (lost with a dropped connection, not deliberately parked), reading them again, and
-resetting their idle time while they are held through an outage."""
+"""The pending entries of one commands stream's group, as its one active consumer sees them:
+which entries were given out and never answered (lost with a dropped connection, or left by
+the replica that held the partition before, not deliberately parked here), taking them over,
+reading them again, and resetting their idle time while they are held through an outage."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.keys.streams.replies import text
 
 T = TypeVar("T")
 RawEntry = tuple[bytes, dict[bytes, bytes]]
+CLAIM_STEP = 500  # pending entries looked at (and claimed) per call when taking over
 Retry = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
@@ -27,12 +29,14 @@ class OwnPending:
         self.retry = retry  # an idempotent call, retried until Redis answers (or we stop)
 
     async def lost_before(self, entry_id: str) -> bool:
-        """Whether this consumer holds pending entries older than ``entry_id`` that it is not
-        deliberately leaving pending (entries delivered in a reply that never arrived)."""
+        """Whether entries older than ``entry_id`` are pending that this consumer is not
+        deliberately leaving pending: delivered to it in a reply that never arrived, or to a
+        replica that held the partition before (the group hands entries out in order, so
+        whatever was given out before a batch is pending or answered by then)."""
         return await self.retry(lambda: self._any_lost(max=f"({entry_id}"))
 
     async def lost_idle(self, idle_ms: int) -> bool:
-        """Whether own entries not parked have been pending longer than ``idle_ms``."""
+        """Whether entries not parked here have been pending longer than ``idle_ms``."""
         return await self._any_lost(max="+", idle=idle_ms)
 
     async def _any_lost(self, **bounds: Any) -> bool:
@@ -41,10 +45,44 @@ class OwnPending:
             self.settings.group,
             min="-",
             count=len(self.parked) + 1,
-            consumername=self.settings.consumer,
             **bounds,
         )
         return any(text(p["message_id"]) not in self.parked for p in pending)
+
+    async def take_over(self) -> int:
+        """Every entry pending on another consumer of the group becomes this consumer's
+        (XCLAIM JUSTID: no delivery counted), so that reading its own pending list from the
+        oldest gives every unanswered entry, in stream order. Returns how many moved."""
+        settings, mine = self.settings, self.settings.consumer
+        moved, start = 0, "-"
+        while True:
+            pending: Any = await self.retry(
+                partial(
+                    self.redis.xpending_range,
+                    settings.commands_stream,
+                    settings.group,
+                    min=start,
+                    max="+",
+                    count=CLAIM_STEP,
+                )
+            )
+            theirs = [p["message_id"] for p in pending if text(p["consumer"]) != mine]
+            if theirs:
+                await self.retry(
+                    partial(
+                        self.redis.xclaim,
+                        settings.commands_stream,
+                        settings.group,
+                        mine,
+                        min_idle_time=0,
+                        message_ids=theirs,
+                        justid=True,
+                    )
+                )
+                moved += len(theirs)
+            if len(pending) < CLAIM_STEP:
+                return moved
+            start = f"({text(pending[-1]['message_id'])}"
 
     async def read_after(self, start: str) -> list[RawEntry]:
         """Own pending entries after ``start`` ("0": from the oldest), one batch of them."""

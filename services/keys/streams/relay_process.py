@@ -49,6 +49,7 @@ class RelayProcess:
                 settings.events_stream,
                 reader,
                 settings.cache_size,
+                settings.redis_cluster,
             ),
             name="apikeys-relay",
             daemon=False,
@@ -136,7 +137,12 @@ async def _exited(process: BaseProcess) -> None:
 
 
 async def relay_forever(
-    event_store: str, redis_url: str, stream: str, wake_fd: int, cache_size: int
+    event_store: str,
+    redis_url: str,
+    stream: str,
+    wake_fd: int,
+    cache_size: int,
+    cluster: bool = False,
 ) -> None:
     """The relay as a process of its own. The keys service writes a byte to ``wake_fd`` after
     each stored batch; end of file there means the keys service is gone, and so the relay
@@ -153,7 +159,7 @@ async def relay_forever(
         )
     except Stopping:
         return
-    redis = connect(redis_url)
+    redis = connect(redis_url, cluster=cluster)
     relay = EventRelay(app, redis, stream, cache_size=cache_size)
     gc.collect()
     gc.freeze()  # start-up's objects out of the collector's full passes
@@ -182,7 +188,12 @@ IDLE_POLL_SECONDS = 1.0
 
 
 def run_relay_process(
-    event_store: str, redis_url: str, stream: str, wake: Any, cache_size: int
+    event_store: str,
+    redis_url: str,
+    stream: str,
+    wake: Any,
+    cache_size: int,
+    cluster: bool = False,
 ) -> None:
     """Entry point of the relay process (``wake``: the read end of the wake-up pipe)."""
     die_with_parent()
@@ -193,4 +204,4 @@ def run_relay_process(
     os.nice(RELAY_NICENESS)
     fd = wake.fileno()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(relay_forever(event_store, redis_url, stream, fd, cache_size))
+        asyncio.run(relay_forever(event_store, redis_url, stream, fd, cache_size, cluster))

@@ -28,8 +28,10 @@ from contracts.codec import json_encoder
 from contracts.results import CommandResult, DeadLetter
 from contracts.streams import DATA_FIELD
 from services.common.lag import watermark_key
+from services.common.redis_client import is_cluster
 from services.common.resilience import Outage, keep_trying
 from services.keys.settings import KeysSettings
+from services.keys.streams.cluster_replies import ClusterReplies
 from services.keys.streams.intake import payload_text
 
 log = logging.getLogger(__name__)
@@ -87,10 +89,18 @@ class Replies:
         self.outage = outage
         self.stopping = stopping
         self._reply = redis.register_script(REPLY_SCRIPT)
+        # on a Redis Cluster the streams live in different slots: the same work, in order
+        self._cluster = (
+            ClusterReplies(settings, redis, lambda call: keep_trying(call, outage, stopping))
+            if is_cluster(redis)
+            else None
+        )
 
     async def send(self, answers: list[Answer], stored_position: int | None = None) -> int:
         """Returns how many entries were answered now (not answered before)."""
         settings = self.settings
+        if self._cluster is not None:
+            return await self._cluster.send(answers, stored_position, failures_key(settings))
         keys = [
             settings.results_stream,
             settings.dead_letter_stream,

@@ -9,11 +9,10 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
 from contracts import events as ev
 from contracts.events import event_decoder
 from contracts.streams import position_to_entry_id
+from services.common.redis_client import connect
 from services.projections.feed.catchup import (
     CatchUpFailed,
     Gap,
@@ -58,7 +57,7 @@ def rebuild_into(store: SqlViewStore, settings: Settings, source: History | None
 
 
 async def _history(fold: HistoryFold, settings: Settings, source: History | None) -> ReadModel:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster)
     # XRANGE's reply as it comes (entry id, flat field list): no dict per entry
     redis.set_response_callback("XRANGE", _raw_reply)
     replayer = Replayer(

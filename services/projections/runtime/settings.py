@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from contracts.streams import EVENTS_STREAM, REPLAY_REQUESTS_STREAM
 from services.common.http_limits import HttpLimits
+from services.common.redis_client import cluster_setting
 from services.projections.store.schema import DEFAULT_PREFIX
 
 # a certificate (chain) file and its private key file, both PEM
@@ -17,6 +18,7 @@ TlsFiles = tuple[str, str]
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
     events_stream: str = EVENTS_STREAM
     view_store: str = "sqlite:///var/views.db"
     view_table_prefix: str = DEFAULT_PREFIX
@@ -48,6 +50,7 @@ class Settings:
         host, port = _split_addr(env.get("APIKEYS_HTTP_ADDR", "127.0.0.1:8080"))
         return cls(
             redis_url=env.get("REDIS_URL", cls.redis_url),
+            redis_cluster=cluster_setting(env),
             events_stream=env.get("APIKEYS_EVENTS_STREAM", cls.events_stream),
             view_store=env.get("APIKEYS_VIEW_STORE", cls.view_store),
             view_table_prefix=env.get("APIKEYS_VIEW_TABLE_PREFIX", cls.view_table_prefix),

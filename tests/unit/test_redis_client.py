@@ -1,0 +1,61 @@
+"""The Redis client settings: the cluster flag, a cluster URL naming several nodes, keys kept
+in one hash slot, and which cluster errors are outages (waited out) rather than failures."""
+
+from __future__ import annotations
+
+import pytest
+from redis import exceptions as redis_errors
+from redis.crc import key_slot
+
+from services.common.redis_client import cluster_nodes, cluster_setting, same_slot_key
+from services.common.resilience import is_transient
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", True), ("1", True), ("false", False), ("", False)]
+)
+def test_the_cluster_setting_reads_true_and_false(value: str, expected: bool) -> None:
+    assert cluster_setting({"APIKEYS_REDIS_CLUSTER": value}) is expected
+    assert cluster_setting({}) is False
+
+
+def test_a_cluster_setting_that_is_not_a_flag_is_refused() -> None:
+    with pytest.raises(ValueError, match="APIKEYS_REDIS_CLUSTER"):
+        cluster_setting({"APIKEYS_REDIS_CLUSTER": "maybe"})
+
+
+def test_a_cluster_url_may_name_several_nodes() -> None:
+    first, nodes = cluster_nodes("redis://user:secret@r1:7000,r2:7001,r3/0")
+    assert first == "redis://user:secret@r1:7000/0"
+    assert nodes == [("r1", 7000), ("r2", 7001), ("r3", 6379)]
+    assert cluster_nodes("redis://127.0.0.1:6380/0") == (
+        "redis://127.0.0.1:6380/0",
+        [("127.0.0.1", 6380)],
+    )
+
+
+@pytest.mark.parametrize("key", ["apikeys.results", "apikeys.dead-letter", "x{tag}y"])
+def test_a_same_slot_key_lives_in_the_keys_slot(key: str) -> None:
+    marker = same_slot_key(key, ".answered.apikeys.commands.1-0")
+    assert marker != key
+    assert key_slot(marker.encode()) == key_slot(key.encode())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis_errors.ClusterDownError("CLUSTERDOWN The cluster is down"),
+        redis_errors.TryAgainError("TRYAGAIN"),
+        redis_errors.MovedError("3999 127.0.0.1:6381"),
+        redis_errors.ReadOnlyError("READONLY You can't write against a read only replica."),
+        redis_errors.SlotNotCoveredError("slot 1 not covered"),
+        redis_errors.RedisClusterException("Redis Cluster cannot be connected."),
+    ],
+)
+def test_a_cluster_failing_over_is_an_outage(error: Exception) -> None:
+    assert is_transient(error)
+
+
+def test_a_cross_slot_script_is_a_failure_not_an_outage() -> None:
+    assert not is_transient(redis_errors.ResponseError("CROSSSLOT Keys don't hash to the same"))
+    assert not is_transient(redis_errors.RedisClusterException("No way to dispatch this command"))
