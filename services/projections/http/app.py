@@ -20,6 +20,7 @@ from services.projections.http.context import (
     context_of,
     utc_now,
 )
+from services.projections.http.directory import HANDLERS as DIRECTORY_HANDLERS
 from services.projections.http.fast_check import FastCheck
 from services.projections.http.routes import (
     check,
@@ -98,7 +99,16 @@ def create_app(
     context.freshness = freshness or Freshness(ready_lag_seconds)
     context.refuse_when_stale = refuse_when_stale
     context.event_log = event_log
-    handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
+    handlers = [
+        check,
+        verify,
+        key_permissions,
+        key_history,
+        organization_keys,
+        *DIRECTORY_HANDLERS,
+        health,
+        ready,
+    ]
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
