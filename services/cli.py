@@ -119,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default dev)",
     )
     runner.set_defaults(func=run)
-    sub.add_parser("serve-admin", help="run the admin service alone").set_defaults(
-        func=serve_admin
-    )
+    sub.add_parser("serve-admin", help="run the admin service alone").set_defaults(func=serve_admin)
     sub.add_parser("serve-keys", help="run the keys service alone").set_defaults(func=serve_keys)
     sub.add_parser("serve-projections", help="run the projection service alone").set_defaults(
         func=serve_projections

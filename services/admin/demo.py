@@ -28,7 +28,9 @@ def demo_commands(user: str, organization_id: str = DEMO_ORGANIZATION) -> list[c
     org = organization_id
     out: list[c.Command] = [
         c.EnableApiModule(command_id=f"{org}-module", organization_id=org),
-        c.GrantApiAdministrator(command_id=f"{org}-admin-{user}", organization_id=org, user_id=user),
+        c.GrantApiAdministrator(
+            command_id=f"{org}-admin-{user}", organization_id=org, user_id=user
+        ),
     ]
     out += [
         c.DefineLocation(

@@ -19,8 +19,12 @@ from services.admin.pages import NO_STORE, After, form_lists, found, sender_of
 from services.admin.sender import CommandTimeout, new_command_id
 from services.admin.tokens import new_secret
 
-GRACE_CHOICES = {0: "none: the old token stops at once", 3600: "1 hour", 86400: "1 day",
-                 604800: "7 days"}
+GRACE_CHOICES = {
+    0: "none: the old token stops at once",
+    3600: "1 hour",
+    86400: "1 day",
+    604800: "7 days",
+}
 Text = Annotated[str, Parameter(max_length=200)]
 
 
@@ -207,7 +211,8 @@ async def rotate_key(
     if not isinstance(key, d.KeyDetails):
         return key
     form = await form_lists(request)
-    grace = int((form.get("grace_seconds") or ["0"])[0] or 0)
+    text = (form.get("grace_seconds") or [""])[0]
+    grace = int(text) if text.isdigit() and len(text) < 10 else -1
     if grace not in GRACE_CHOICES:
         return await key_page_of(
             request, admin, key, errors={"rotate": "Choose a grace period."}, status_code=422
@@ -228,9 +233,17 @@ async def rotate_key(
     fresh = await reader_of(request).key(key_id, position)
     return Template(
         template_name="token.html",
-        context={"admin": admin, "org": admin.org, "key": fresh, "key_id": key_id,
-                 "token": secret.token, "created": False, "grace": GRACE_CHOICES[grace],
-                 "paths": admin.location_paths(), "position": position},
+        context={
+            "admin": admin,
+            "org": admin.org,
+            "key": fresh,
+            "key_id": key_id,
+            "token": secret.token,
+            "created": False,
+            "grace": GRACE_CHOICES[grace],
+            "paths": admin.location_paths(),
+            "position": position,
+        },
         headers=NO_STORE,
     )
 

@@ -97,9 +97,7 @@ async def create_key(request: Request[Any, Any, Any], organization_id: str) -> T
     form = KeyForm.parse(await form_lists(request))
     secret = new_secret()
     key_id = f"key-{uuid.uuid4().hex}"
-    command = create_command(
-        organization_id, admin.user, key_id, form, secret.sha256, secret.hint
-    )
+    command = create_command(organization_id, admin.user, key_id, form, secret.sha256, secret.hint)
     try:
         result = await sender_of(request).send(command)
     except CommandTimeout:
@@ -112,9 +110,16 @@ async def create_key(request: Request[Any, Any, Any], organization_id: str) -> T
     key = await reader_of(request).key(key_id, result.position)
     return Template(
         template_name="token.html",
-        context={"admin": admin, "org": admin.org, "key": key, "key_id": key_id,
-                 "token": secret.token, "created": True, "paths": admin.location_paths(),
-                 "position": result.position},
+        context={
+            "admin": admin,
+            "org": admin.org,
+            "key": key,
+            "key_id": key_id,
+            "token": secret.token,
+            "created": True,
+            "paths": admin.location_paths(),
+            "position": result.position,
+        },
         headers=NO_STORE,
     )
 

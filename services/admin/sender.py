@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -48,13 +48,13 @@ class StreamCommandSender:
         self.timeout = timeout
 
     async def send(self, command: c.Command) -> CommandResult:
-        last = await self.redis.xrevrange(self.results_stream, count=1)
-        after = last[0][0] if last else b"0-0"
+        last: Any = await self.redis.xrevrange(self.results_stream, count=1)
+        after: bytes = last[0][0] if last else b"0-0"
         await self.redis.xadd(self.commands_stream, {DATA_FIELD: json_encoder.encode(command)})
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             block = max(1, int(min(left, 1.0) * 1000))
-            answer = await self.redis.xread(
+            answer: Any = await self.redis.xread(
                 {self.results_stream: after}, count=READ_COUNT, block=block
             )
             for _stream, entries in answer or ():

@@ -8,8 +8,8 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 
-def open_new_key_window(page: Page) -> Any:
-    page.goto("/orgs/demo/keys")
+def open_new_key_window(page: Page, after: int | None = None) -> Any:
+    page.goto("/orgs/demo/keys" + (f"?after={after}" if after else ""))
     page.get_by_role("link", name="Create API Key").click()
     window = page.get_by_role("dialog", name="New API Key")
     expect(window).to_be_visible()
@@ -29,7 +29,10 @@ def add_role(scope: Any, name: str) -> None:
 
 
 def fill_key(
-    window: Any, name: str, locations: list[str], roles: list[str] = ()  # type: ignore[assignment]
+    window: Any,
+    name: str,
+    locations: list[str],
+    roles: list[str] = (),  # type: ignore[assignment]
 ) -> None:
     window.get_by_label("Name").fill(name)
     for location in locations:
