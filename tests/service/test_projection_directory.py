@@ -117,3 +117,17 @@ def test_administrators_and_key_facts_survive_the_view_store(tmp_path: Path, log
     assert loaded.organizations["org-1"].administrators == ["alice", "carol"]
     assert loaded.keys["k1"].meta == model.keys["k1"].meta
     assert loaded.keys["k1"].meta.changed_by == "alice"
+
+
+async def test_the_openapi_document_describes_the_new_endpoints(client):
+    document = (await client.get("/schema/openapi.json")).json()
+    paths = document["paths"]
+    for path in (
+        "/v1/organizations/{organization_id}",
+        "/v1/organizations/{organization_id}/api-keys",
+        "/v1/keys/{key_id}",
+    ):
+        assert "get" in paths[path], path
+    schemas = document["components"]["schemas"]
+    assert {"OrganizationAnswer", "OrganizationKeyListAnswer", "KeyDetailsAnswer"} <= set(schemas)
+    assert "secret_sha256" not in schemas["KeyDetails"]["properties"]
