@@ -81,13 +81,16 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
 
 
 def _meta(model: ReadModel, event: ev.KeyEvent) -> KeyMeta:
-    """Created by and when from the key's first event, changed by and when from this one."""
     old = model.keys.get(event.key_id)
+    return next_meta(None if old is None else old.meta, event)
+
+
+def next_meta(old: KeyMeta | None, event: ev.KeyEvent) -> KeyMeta:
+    """Created by and when from the key's first event, changed by and when from this one."""
     first = old is None or isinstance(event, ev.ApiKeyCreated)
-    created = None if first else old.meta  # type: ignore[union-attr]
     return KeyMeta(
-        created_at=event.occurred_at if created is None else created.created_at,
-        created_by=event.actor_id if created is None else created.created_by,
+        created_at=event.occurred_at if first else old.created_at,  # type: ignore[union-attr]
+        created_by=event.actor_id if first else old.created_by,  # type: ignore[union-attr]
         changed_at=event.occurred_at,
         changed_by=event.actor_id,
     )
