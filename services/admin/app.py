@@ -16,9 +16,9 @@ from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from client import ApiKeysClient
 from services.admin import key_pages, pages
 from services.admin.reader import ProjectionReader, ReadFailed
-from services.admin.sender import CommandSender
 from services.admin.settings import AdminSettings
 
 HERE = Path(__file__).parent
@@ -53,10 +53,10 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Template:
 
 
 def create_app(
-    settings: AdminSettings, sender: CommandSender, reader: ProjectionReader
+    settings: AdminSettings, client: ApiKeysClient, reader: ProjectionReader
 ) -> Litestar:
     async def close() -> None:
-        await sender.close()
+        await client.close()
         await reader.close()
 
     return Litestar(
@@ -65,7 +65,7 @@ def create_app(
             *key_pages.HANDLERS,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
-        state=State({"settings": settings, "sender": sender, "reader": reader}),
+        state=State({"settings": settings, "client": client, "reader": reader}),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         csrf_config=CSRFConfig(
             secret=settings.csrf_secret,

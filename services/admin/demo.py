@@ -4,9 +4,9 @@ again changes nothing (each is answered ``duplicate``)."""
 
 from __future__ import annotations
 
+from client import ApiKeysClient
 from contracts import commands as c
 from contracts.common import Permission
-from services.admin.sender import CommandSender
 
 DEMO_ORGANIZATION = "demo"
 LOCATIONS = (  # (id, name, parent)
@@ -55,11 +55,11 @@ def demo_commands(user: str, organization_id: str = DEMO_ORGANIZATION) -> list[c
     return out
 
 
-async def seed(sender: CommandSender, user: str, organization_id: str = DEMO_ORGANIZATION) -> int:
+async def seed(client: ApiKeysClient, user: str, organization_id: str = DEMO_ORGANIZATION) -> int:
     """Send the demo's commands in order; the position of the last one."""
     position = 0
     for command in demo_commands(user, organization_id):
-        result = await sender.send(command)
+        result = await client.send(command)
         if result.status == "rejected":
             raise RuntimeError(f"demo: {command.command_id} rejected: {result.error}")
         position = max(position, result.position or 0)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from contracts import commands as c
 from contracts import directory as d
-from contracts.common import RoleLocation
 from services.admin.sender import new_command_id
 
 Cell = tuple[str, str]  # (role_id, location_id)
@@ -57,28 +56,6 @@ def parse_cell(text: str) -> Cell | None:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return value[0], value[1]
     return None
-
-
-def create_command(
-    organization_id: str,
-    actor_id: str,
-    key_id: str,
-    form: KeyForm,
-    secret_sha256: str,
-    secret_hint: str,
-) -> c.CreateApiKey:
-    return c.CreateApiKey(
-        command_id=new_command_id(),
-        organization_id=organization_id,
-        actor_id=actor_id,
-        key_id=key_id,
-        name=form.name,
-        location_ids=form.location_ids,
-        role_ids=form.role_ids,
-        role_locations=[RoleLocation(r, loc) for r, loc in form.cells_off()],
-        secret_sha256=secret_sha256,
-        secret_hint=secret_hint,
-    )
 
 
 def edit_commands(key: d.KeyDetails, wanted: KeyForm, actor_id: str) -> list[c.KeyCommand]:

@@ -15,9 +15,8 @@ from contracts import directory as d
 from services.admin.access import Admin, admin_or_refusal, reader_of
 from services.admin.edits import KeyForm, edit_commands
 from services.admin.messages import field_errors
-from services.admin.pages import NO_STORE, After, form_lists, found, sender_of
-from services.admin.sender import CommandTimeout, new_command_id
-from services.admin.tokens import new_secret
+from services.admin.pages import NO_STORE, After, client_of, form_lists, found
+from services.admin.sender import attempt, new_command_id, refusal
 
 GRACE_CHOICES = {
     0: "none: the old token stops at once",
@@ -111,12 +110,12 @@ async def _send_all(
     """Send in order, awaiting each result; stop at the first refusal. (position, error)."""
     position = None
     for command in commands:
-        try:
-            result = await sender_of(request).send(command)
-        except CommandTimeout:
-            return position, "timeout"
-        if result.status == "rejected":
-            return position, result.error.code if result.error else "rejected"
+        result = await attempt(client_of(request).send(command))
+        if isinstance(result, str):
+            return position, result
+        error = refusal(result)
+        if error is not None:
+            return position, error
         position = result.position if result.position is not None else position
     return position, None
 
@@ -217,19 +216,16 @@ async def rotate_key(
         return await key_page_of(
             request, admin, key, errors={"rotate": "Choose a grace period."}, status_code=422
         )
-    secret = new_secret()
-    command = c.RotateKeySecret(
-        command_id=new_command_id(),
-        organization_id=organization_id,
-        actor_id=admin.user,
-        key_id=key_id,
-        secret_sha256=secret.sha256,
-        secret_hint=secret.hint,
-        grace_seconds=grace,
+    rotated = await attempt(
+        client_of(request).rotate_secret(
+            organization_id, admin.user, key_id, grace, command_id=new_command_id()
+        )
     )
-    position, error = await _send_all(request, [command])
-    if error is not None:
-        return await key_page_of(request, admin, key, errors=field_errors(error), status_code=422)
+    error = rotated if isinstance(rotated, str) else refusal(rotated.result)
+    if error is not None or isinstance(rotated, str):
+        errors = field_errors(error or "rejected")
+        return await key_page_of(request, admin, key, errors=errors, status_code=422)
+    position = rotated.result.position
     fresh = await reader_of(request).key(key_id, position)
     return Template(
         template_name="token.html",
@@ -238,7 +234,7 @@ async def rotate_key(
             "org": admin.org,
             "key": fresh,
             "key_id": key_id,
-            "token": secret.token,
+            "token": rotated.token,
             "created": False,
             "grace": GRACE_CHOICES[grace],
             "paths": admin.location_paths(),

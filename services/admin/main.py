@@ -7,20 +7,14 @@ import signal
 
 from services.admin.app import create_app
 from services.admin.reader import ProjectionReader
-from services.admin.sender import StreamCommandSender
+from services.admin.sender import new_client
 from services.admin.settings import AdminSettings
 from services.common.http_server import HttpServer, http_config
 
 
 async def serve_async(settings: AdminSettings) -> None:
-    sender = StreamCommandSender(
-        settings.redis_url,
-        settings.commands_stream,
-        settings.results_stream,
-        settings.command_timeout,
-    )
     reader = ProjectionReader(settings.projections_url, settings.caller_token)
-    app = create_app(settings, sender, reader)
+    app = create_app(settings, new_client(settings), reader)
     config = http_config(
         app, settings.http_limits, host=settings.host, port=settings.port, proxy_headers=False
     )

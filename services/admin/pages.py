@@ -3,29 +3,26 @@ New API Key window; creating a key shows its token once."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from litestar import Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
+from client import ApiKeysClient
 from contracts import directory as d
 from services.admin.access import Admin, admin_or_refusal, reader_of
-from services.admin.edits import KeyForm, create_command
+from services.admin.edits import KeyForm
 from services.admin.messages import field_errors
-from services.admin.sender import CommandSender, CommandTimeout
-from services.admin.tokens import new_secret
+from services.admin.sender import attempt, new_command_id, refusal
 
 After = Annotated[int | None, Parameter(query="after", ge=0, required=False)]
-FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def sender_of(request: Request[Any, Any, Any]) -> CommandSender:
-    sender: CommandSender = request.app.state.sender
-    return sender
+def client_of(request: Request[Any, Any, Any]) -> ApiKeysClient:
+    client: ApiKeysClient = request.app.state.client
+    return client
 
 
 async def form_lists(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
@@ -95,18 +92,23 @@ async def create_key(request: Request[Any, Any, Any], organization_id: str) -> T
     if not isinstance(admin, Admin):
         return admin
     form = KeyForm.parse(await form_lists(request))
-    secret = new_secret()
-    key_id = f"key-{uuid.uuid4().hex}"
-    command = create_command(organization_id, admin.user, key_id, form, secret.sha256, secret.hint)
-    try:
-        result = await sender_of(request).send(command)
-    except CommandTimeout:
-        return await list_page(
-            request, admin, new_form=form, errors=field_errors("timeout"), status_code=504
+    created = await attempt(
+        client_of(request).create_key(
+            organization_id,
+            admin.user,
+            form.name,
+            form.location_ids,
+            form.role_ids,
+            switched_off=form.cells_off(),
+            command_id=new_command_id(),
         )
-    if result.status == "rejected" and result.error is not None:
-        errors = field_errors(result.error.code)
-        return await list_page(request, admin, new_form=form, errors=errors, status_code=422)
+    )
+    error = created if isinstance(created, str) else refusal(created.result)
+    if error is not None or isinstance(created, str):
+        status = 504 if error == "timeout" else 422
+        errors = field_errors(error or "rejected")
+        return await list_page(request, admin, new_form=form, errors=errors, status_code=status)
+    key_id, result = created.key_id, created.result
     key = await reader_of(request).key(key_id, result.position)
     return Template(
         template_name="token.html",
@@ -115,7 +117,7 @@ async def create_key(request: Request[Any, Any, Any], organization_id: str) -> T
             "org": admin.org,
             "key": key,
             "key_id": key_id,
-            "token": secret.token,
+            "token": created.token,
             "created": True,
             "paths": admin.location_paths(),
             "position": result.position,

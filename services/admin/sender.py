@@ -1,69 +1,55 @@
-"""How the admin service writes: it sends a command and awaits its result, nothing else.
+"""How the admin service writes: only by sending commands with the client library, which
+publishes each, awaits its result (resending once with the same ``command_id`` when none
+comes in time) and, for a new key or a rotation, makes the token on this side.
 
-``CommandSender`` is the narrow interface the pages use; ``StreamCommandSender`` adds the command
-to the commands stream and follows the results stream from the entry current before the send
-until the command's own result arrives (never a scan of the whole stream)."""
+``attempt`` turns what can go wrong into the error codes the pages show beside a field."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import TypeVar
 
-import redis.asyncio as aioredis
+from client import ApiKeysClient, ClientSettings
+from client.errors import CommandTimeout, InvalidCommand
+from contracts.results import CommandResult
+from services.admin.settings import AdminSettings
 
-from contracts import commands as c
-from contracts.codec import json_encoder
-from contracts.results import CommandResult, result_decoder
-from contracts.streams import DATA_FIELD
-
-READ_COUNT = 200
-
-
-class CommandTimeout(Exception):
-    """No result arrived in time: the command may still be applied later."""
-
-
-class CommandSender(Protocol):
-    async def send(self, command: c.Command) -> CommandResult: ...
-
-    async def close(self) -> None: ...
+T = TypeVar("T")
+RESENDS = 1  # a command lost on the way gets one more chance, under the same command_id
 
 
 def new_command_id() -> str:
     return f"admin-{uuid.uuid4().hex}"
 
 
-class StreamCommandSender:
-    def __init__(
-        self,
-        redis_url: str,
-        commands_stream: str,
-        results_stream: str,
-        timeout: float = 10.0,
-    ) -> None:
-        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout + 5)
-        self.commands_stream = commands_stream
-        self.results_stream = results_stream
-        self.timeout = timeout
+def new_client(settings: AdminSettings) -> ApiKeysClient:
+    return ApiKeysClient(
+        ClientSettings(
+            redis_url=settings.redis_url,
+            projection_url=settings.projections_url,
+            commands_stream=settings.commands_stream,
+            results_stream=settings.results_stream,
+            caller_token=settings.caller_token,
+            send_timeout=settings.command_timeout,
+            resends=RESENDS,
+        )
+    )
 
-    async def send(self, command: c.Command) -> CommandResult:
-        last: Any = await self.redis.xrevrange(self.results_stream, count=1)
-        after: bytes = last[0][0] if last else b"0-0"
-        await self.redis.xadd(self.commands_stream, {DATA_FIELD: json_encoder.encode(command)})
-        deadline = time.monotonic() + self.timeout
-        while (left := deadline - time.monotonic()) > 0:
-            block = max(1, int(min(left, 1.0) * 1000))
-            answer: Any = await self.redis.xread(
-                {self.results_stream: after}, count=READ_COUNT, block=block
-            )
-            for _stream, entries in answer or ():
-                for entry_id, fields in entries:
-                    after = entry_id
-                    result = result_decoder.decode(fields[DATA_FIELD.encode()])
-                    if result.command_id == command.command_id:
-                        return result
-        raise CommandTimeout(f"no result for {command.command_id} in {self.timeout:.0f} s")
 
-    async def close(self) -> None:
-        await self.redis.aclose()
+async def attempt(call: Awaitable[T]) -> T | str:
+    """What the call returned, or the code of why nothing came back (``timeout``: the command
+    may still be applied; ``invalid_command``: it failed the contract and was not sent)."""
+    try:
+        return await call
+    except CommandTimeout:
+        return "timeout"
+    except InvalidCommand:
+        return "invalid_command"
+
+
+def refusal(result: CommandResult) -> str | None:
+    """The error code of a rejected command (a resend answered ``duplicate`` included)."""
+    if result.status == "rejected" or (result.status == "duplicate" and result.error):
+        return result.error.code if result.error else "rejected"
+    return None

@@ -124,16 +124,10 @@ def _seed_demo(env: dict[str, str]) -> None:
     from services.admin.settings import AdminSettings
 
     async def send() -> None:
-        from services.admin.sender import StreamCommandSender
+        from services.admin.sender import new_client
 
-        settings = AdminSettings.from_env(env)
-        sender = StreamCommandSender(
-            settings.redis_url, settings.commands_stream, settings.results_stream, 30.0
-        )
-        try:
-            await seed(sender, env["APIKEYS_ADMIN_DEV_USER"])
-        finally:
-            await sender.close()
+        async with new_client(AdminSettings.from_env(env)) as client:
+            await seed(client, env["APIKEYS_ADMIN_DEV_USER"])
 
     asyncio.run(send())
 

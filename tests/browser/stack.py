@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from client import ApiKeysClient
 from contracts import commands as c
 from contracts.results import CommandResult
-from services.admin.sender import StreamCommandSender
 from services.local.embedded_redis import free_port
 
 
@@ -127,13 +127,9 @@ class Stack:
         """Directory commands, as the directory service would send them."""
 
         async def go() -> list[CommandResult]:
-            sender = StreamCommandSender(
-                f"redis://127.0.0.1:{self.redis_port}/0", "apikeys.commands", "apikeys.results"
-            )
-            try:
-                return [await sender.send(command) for command in commands]
-            finally:
-                await sender.close()
+            redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+            async with ApiKeysClient(redis_url=redis_url) as client:
+                return [await client.send(command) for command in commands]
 
         # Playwright's synchronous API keeps an event loop running in this thread
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
