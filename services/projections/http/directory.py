@@ -9,15 +9,19 @@ from litestar.exceptions import NotFoundException
 
 from contracts import directory as d
 from services.projections.http.context import context_of
-from services.projections.http.routes import MinPosition, PathId, query_names
+from services.projections.http.routes import MinPosition, PathId
 from services.projections.model.listing import (
     key_details,
     organization_answer,
     organization_keys_answer,
 )
 
+# the query parameters each handler takes; with callers, the scope it needs (the admin
+# service's caller token holds `list`)
+LISTING = {"query_parameters": frozenset({"min_position"}), "scope": "list"}
 
-@get("/v1/organizations/{organization_id:str}", opt=query_names("min_position"))
+
+@get("/v1/organizations/{organization_id:str}", opt=LISTING)
 async def organization(
     state: State, organization_id: PathId, min_position: MinPosition = None
 ) -> d.OrganizationAnswer:
@@ -28,7 +32,7 @@ async def organization(
     return context.fresh(organization_answer(model, organization_id))
 
 
-@get("/v1/organizations/{organization_id:str}/api-keys", opt=query_names("min_position"))
+@get("/v1/organizations/{organization_id:str}/api-keys", opt=LISTING)
 async def organization_api_keys(
     state: State, organization_id: PathId, min_position: MinPosition = None
 ) -> d.OrganizationKeyListAnswer:
@@ -38,7 +42,7 @@ async def organization_api_keys(
     return context.fresh(organization_keys_answer(model, organization_id, context.clock()))
 
 
-@get("/v1/keys/{key_id:str}", opt=query_names("min_position"))
+@get("/v1/keys/{key_id:str}", opt=LISTING)
 async def key(state: State, key_id: PathId, min_position: MinPosition = None) -> d.KeyDetailsAnswer:
     """One key's details (deleted keys too, with status ``deleted``); 404 ``unknown_key``."""
     context = context_of(state)

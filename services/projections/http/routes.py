@@ -36,13 +36,13 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
 
-def query_names(*names: str) -> dict[str, Any]:
+def _queries(*names: str) -> dict[str, Any]:
     return {"query_parameters": frozenset(names)}
 
 
 @get(
     "/v1/check",
-    opt=query_names(
+    opt=_queries(
         "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
     ),
 )
@@ -75,7 +75,7 @@ async def check(
     return context.fresh(check_answer(decision, model.position))
 
 
-@post("/v1/verify", status_code=200, opt=query_names("min_position"))
+@post("/v1/verify", status_code=200, opt=_queries("min_position"))
 async def verify(
     state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
 ) -> q.VerifyAnswer:
@@ -113,7 +113,7 @@ async def verify(
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=query_names("min_position", "as_of"))
+@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
 async def key_permissions(
     state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
 ) -> q.KeyPermissionsAnswer:
@@ -127,7 +127,7 @@ async def key_permissions(
     return context.fresh(permissions_answer(model, key_id, context.clock()))
 
 
-@get("/v1/keys/{key_id:str}/history", opt=query_names("after_position", "limit", "min_position"))
+@get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
 async def key_history(
     state: State,
     key_id: PathId,
@@ -148,7 +148,7 @@ async def key_history(
 
 @get(
     "/v1/organizations/{organization_id:str}/keys",
-    opt=query_names("permission", "location_id", "min_position"),
+    opt=_queries("permission", "location_id", "min_position"),
 )
 async def organization_keys(
     state: State,
@@ -176,12 +176,12 @@ async def organization_keys(
     )
 
 
-@get("/health", opt=query_names())
+@get("/health", opt=_queries())
 async def health(state: State) -> q.HealthAnswer:
     return q.HealthAnswer(status="ok", position=context_of(state).live.position)
 
 
-@get("/ready", opt=query_names())
+@get("/ready", opt=_queries())
 async def ready(state: State) -> Response[q.HealthAnswer]:
     """200 while the events stream and the view store answer and the model is within the
     ready lag of what has been stored."""
