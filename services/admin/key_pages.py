@@ -13,6 +13,7 @@ from contracts import audit as a
 from contracts import commands as c
 from contracts import directory as d
 from services.admin.access import Admin, admin_or_refusal, reader_of
+from services.admin.describe import describe
 from services.admin.edits import KeyForm, edit_commands
 from services.admin.messages import field_errors
 from services.admin.pages import NO_STORE, After, client_of, form_lists, found
@@ -77,6 +78,7 @@ async def key_page_of(
             "why": why,
             "asked": asked,
             "grace_choices": GRACE_CHOICES,
+            "describe": describe,
         },
         status_code=status_code,
     )

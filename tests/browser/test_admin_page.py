@@ -161,9 +161,10 @@ def test_rotate_disable_enable_rename_explain_and_delete(page: Page, stack: Stac
     expect(page.get_by_role("heading", level=1)).to_have_text("Lifecycle renamed")
     # history: who did what, newest first
     history = page.locator("table.history")
-    for what in ("ApiKeyCreated", "KeySecretRotated", "ApiKeyDisabled", "ApiKeyEnabled"):
+    for what in ("Created the key", "Rotated the secret", "Disabled the key", "Enabled the key"):
         expect(history).to_contain_text(what)
-    expect(history.get_by_role("row").nth(1)).to_contain_text("ApiKeyRenamed")
+    expect(history.get_by_role("row").nth(1)).to_contain_text("Renamed the key")
+    expect(history.get_by_role("row").nth(1)).to_contain_text("name: Lifecycle renamed")
     expect(history).to_contain_text("dev")
     # why: a readable chain from the audit API
     page.get_by_label("Permission").select_option("view")

@@ -153,3 +153,39 @@ def test_errors_land_beside_their_field_in_words() -> None:
     assert field_errors("name_required") == {"name": "Give the key a name."}
     assert "locations" in field_errors("unknown_location")
     assert list(field_errors("something_new")) == ["form"]
+
+
+def test_a_history_entry_reads_as_words_with_paths_and_role_names() -> None:
+    from datetime import UTC, datetime
+
+    from contracts.audit import HistoryEntry
+    from services.admin.describe import describe
+
+    def entry(kind: str, changes: dict) -> HistoryEntry:
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        return HistoryEntry(
+            position=1, type=kind, occurred_at=at, actor_id="a", command_id="c", changes=changes
+        )
+
+    paths, roles = {"p7": "HQ / Plant 7"}, {"r": "Viewer"}
+    created = entry(
+        "ApiKeyCreated",
+        {
+            "name": "K",
+            "location_ids": ["p7"],
+            "role_ids": ["r"],
+            "matrix": [{"role_id": "r", "location_id": "p7", "applies": False}],
+            "secret": "set",
+            "secret_hint": "apk_...abcd",
+        },
+    )
+    assert describe(created, paths, roles) == (
+        "Created the key; name: K; locations: HQ / Plant 7; roles: Viewer; "
+        "1 grid cells unchecked; token apk_...abcd"
+    )
+    toggled = entry("RoleLocationToggled", {"role_id": "r", "location_id": "p7", "applies": True})
+    assert describe(toggled, paths, roles) == (
+        "Changed Advanced Role Configuration: Viewer at HQ / Plant 7 checked"
+    )
+    renamed = entry("ApiKeyRenamed", {"name": {"from": "K", "to": "L"}})
+    assert describe(renamed, paths, roles) == "Renamed the key; name: L"
