@@ -289,3 +289,43 @@ def test_the_pages_fit_a_phone_without_horizontal_scrolling(browser, stack: Stac
         assert no_horizontal_scroll(page)
     finally:
         context.close()
+
+
+def test_the_new_api_key_window_works_from_the_keyboard(page: Page, stack: Stack) -> None:
+    page.goto("/orgs/demo/keys")
+    page.get_by_role("link", name="Create API Key").focus()
+    page.keyboard.press("Enter")
+    window = page.get_by_role("dialog", name="New API Key")
+    expect(window.get_by_label("Name")).to_be_focused()
+    page.keyboard.type("Keyboard key")
+    page.keyboard.press("Tab")
+    search = window.get_by_role("combobox", name="Search locations")
+    expect(search).to_be_focused()
+    for text in ("Plant 9", "Line 1"):
+        page.keyboard.type(text)
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(window.get_by_role("button", name="Add roles")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(window.get_by_role("checkbox", name="Exporter")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Escape")
+    expect(window.get_by_role("button", name="Add roles")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(window.get_by_role("button", name="Advanced Role Configuration")).to_be_focused()
+    page.keyboard.press("Enter")
+    grid = page.get_by_role("dialog", name="Advanced Role Configuration")
+    first = grid.get_by_role("checkbox", name="Exporter at Headquarters / South Region / Plant 9")
+    expect(first).to_be_focused()
+    page.keyboard.press("Space")
+    for _ in range(3):  # the other cell, Cancel, Save
+        page.keyboard.press("Tab")
+    expect(grid.get_by_role("button", name="Save")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(grid).to_be_hidden()
+    window.get_by_role("button", name="Save", exact=True).focus()
+    page.keyboard.press("Enter")
+    key_id = created_key_id(page)
+    assert stack.check(key_id, "view_private", "plant-9")["allowed"] is False
+    assert stack.check(key_id, "view_private", "line-1")["allowed"] is True
