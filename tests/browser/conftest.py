@@ -24,8 +24,11 @@ CHROMIUM_ARGS = [
 DOCS = Path(__file__).parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+# module scope, not session: Playwright's synchronous API keeps an event loop running in this
+# thread while it is open, which no later test of the run (asyncio) could bear
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`apikeys run --demo` for the module's tests."""
     running = Stack(tmp_path_factory.mktemp("stack"))
     try:
         yield running.start()
@@ -33,7 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     executable = shutil.which("chromium")
     if executable is None:
