@@ -29,7 +29,7 @@ def test_compose_accepts_the_file_and_it_describes_every_part() -> None:
         [*command, "config", "--services"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"redis", "postgres", "keys", "projections"}
+    assert set(result.stdout.split()) == {"redis", "postgres", "keys", "projections", "admin"}
     config = subprocess.run(
         [*command, "config"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
@@ -40,7 +40,7 @@ def test_every_service_has_a_health_check_restarts_and_waits_for_healthy_depende
     import yaml
 
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    assert set(services) == {"redis", "postgres", "keys", "projections"}
+    assert set(services) == {"redis", "postgres", "keys", "projections", "admin"}
     for name, service in services.items():
         assert service["restart"] == "unless-stopped", name
         assert service["healthcheck"]["test"], name
@@ -50,3 +50,4 @@ def test_every_service_has_a_health_check_restarts_and_waits_for_healthy_depende
     assert set(services["keys"]["depends_on"]) == {"redis", "postgres"}
     assert set(services["projections"]["depends_on"]) == {"redis", "postgres", "keys"}
     assert "/health" in " ".join(services["keys"]["healthcheck"]["test"])
+    assert set(services["admin"]["depends_on"]) == {"redis", "projections"}
