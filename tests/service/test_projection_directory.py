@@ -131,3 +131,27 @@ async def test_the_openapi_document_describes_the_new_endpoints(client):
     schemas = document["components"]["schemas"]
     assert {"OrganizationAnswer", "OrganizationKeyListAnswer", "KeyDetailsAnswer"} <= set(schemas)
     assert "secret_sha256" not in schemas["KeyDetails"]["properties"]
+
+
+async def test_with_callers_the_admin_endpoints_need_list_and_the_organization(
+    tmp_path: Path,
+) -> None:
+    from tests.support.callers import bearer, serve_api
+
+    async with serve_api(tmp_path) as api, httpx.AsyncClient(base_url=api.url) as http:
+
+        async def status(url: str, caller: str | None) -> int:
+            headers = bearer(caller) if caller else {}
+            return (await http.get(url, headers=headers)).status_code
+
+        for url in ("/v1/organizations/org-a", "/v1/organizations/org-a/api-keys", "/v1/keys/ka"):
+            assert await status(url, None) == 401
+            assert await status(url, "gateway") == 403  # no `list`
+            assert await status(url, "auditor") == 200
+        assert await status("/v1/organizations/org-b/api-keys", "auditor") == 403
+        # another tenant's key is answered as an unknown one
+        hidden = await http.get("/v1/keys/kb", headers=bearer("auditor"))
+        unknown = await http.get("/v1/keys/kz", headers=bearer("auditor"))
+        assert hidden.status_code == unknown.status_code == 404
+        assert hidden.json() == unknown.json()
+        assert await status("/v1/keys/kb", "root") == 200

@@ -3,12 +3,14 @@ their details, and one key's details. Secret hashes are never part of these answ
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Any
+
+from litestar import Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 
 from contracts import directory as d
-from services.projections.http.context import context_of
+from services.projections.http.context import caller_in, context_of, visible_key
 from services.projections.http.routes import MinPosition, PathId
 from services.projections.model.listing import (
     key_details,
@@ -43,11 +45,15 @@ async def organization_api_keys(
 
 
 @get("/v1/keys/{key_id:str}", opt=LISTING)
-async def key(state: State, key_id: PathId, min_position: MinPosition = None) -> d.KeyDetailsAnswer:
-    """One key's details (deleted keys too, with status ``deleted``); 404 ``unknown_key``."""
+async def key(
+    request: Request[Any, Any, Any], state: State, key_id: PathId, min_position: MinPosition = None
+) -> d.KeyDetailsAnswer:
+    """One key's details (deleted keys too, with status ``deleted``); 404 ``unknown_key``, also
+    for a key of an organization the caller does not see."""
     context = context_of(state)
     model = await context.model_at(min_position)
-    details = key_details(model, key_id, context.clock())
+    shown = visible_key(caller_in(request.scope), model, key_id)
+    details = key_details(model, shown, context.clock())
     if details is None:
         raise NotFoundException("unknown_key")
     return context.fresh(d.KeyDetailsAnswer(key=details, position=model.position))
