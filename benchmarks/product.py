@@ -62,6 +62,7 @@ class Product:
             "APIKEYS_EMBEDDED_REDIS_PORT": str(self.redis_port),
             "APIKEYS_HTTP_ADDR": self.http,
             "APIKEYS_KEYS_HEALTH_ADDR": self.keys_health,
+            "APIKEYS_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
             **(extra_env or {}),
         }
         self.log = self.tmp / "run.log"

@@ -31,6 +31,13 @@ def serve_projections(_: argparse.Namespace) -> int:
     return 0
 
 
+def serve_admin(_: argparse.Namespace) -> int:
+    from services.admin.main import serve
+
+    serve()
+    return 0
+
+
 def rebuild_projections(args: argparse.Namespace) -> int:
     from services.projections.cli import history_source
     from services.projections.feed.catchup import CatchUpFailed
@@ -131,7 +138,15 @@ def redis_cli(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="apikeys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run every part locally").set_defaults(func=run)
+    runner = sub.add_parser("run", help="run every part locally")
+    runner.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the organization 'demo' and sign in to the admin page as APIKEYS_ADMIN_DEV_USER "
+        "(default dev)",
+    )
+    runner.set_defaults(func=run)
+    sub.add_parser("serve-admin", help="run the admin service alone").set_defaults(func=serve_admin)
     sub.add_parser("serve-keys", help="run the keys service alone").set_defaults(func=serve_keys)
     sub.add_parser("serve-projections", help="run the projection service alone").set_defaults(
         func=serve_projections

@@ -14,7 +14,13 @@ from tests.support.redis_cluster import LocalRedisCluster
 from tests.support.stores import STORES
 
 POSTGRES_DSN = os.environ.get("APIKEYS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-TIERS = ("unit", "service", "integration", "faults")  # a folder of tests/ each, and its marker
+TIERS = (
+    "unit",
+    "service",
+    "integration",
+    "faults",
+    "browser",
+)  # a folder of tests/ each, and its marker
 TESTS = Path(__file__).parent
 
 

@@ -40,9 +40,12 @@ def wait_for_health(url: str, child: Child, supervisor: Supervisor, notice: floa
         time.sleep(0.1)
 
 
-def run(_: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Everything on this machine, in the foreground, until Ctrl-C or SIGTERM."""
     env = dict(os.environ)
+    demo = bool(getattr(args, "demo", False))
+    if demo:
+        env.setdefault("APIKEYS_ADMIN_DEV_USER", "dev")
     var = Path(env.get("APIKEYS_VAR_DIR", "var"))
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
@@ -52,6 +55,7 @@ def run(_: argparse.Namespace) -> int:
         env.setdefault("APIKEYS_EVENT_STORE", f"sqlite:///{var / 'events.db'}")
         env.setdefault("APIKEYS_VIEW_STORE", f"sqlite:///{var / 'views.db'}")
         _add_services(supervisor, env)
+        _add_admin(supervisor, env, demo)
         return supervisor.watch()
     finally:
         supervisor.stop_all()
@@ -95,9 +99,42 @@ def _add_services(supervisor: Supervisor, env: dict[str, str]) -> None:
     wait_for_health(f"{scheme}://{http_addr}/health", projections, supervisor)
     if not supervisor.stopping:
         print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
-        print(
-            f"ready: queries and GET /health on {scheme}://{http_addr} (Ctrl-C stops)", flush=True
-        )
+
+
+def _add_admin(supervisor: Supervisor, env: dict[str, str], demo: bool) -> None:
+    """The admin service once the projection answers; with ``demo``, the demo organization."""
+    admin_addr = env.setdefault("APIKEYS_ADMIN_ADDR", "127.0.0.1:8082")
+    admin = supervisor.add(
+        Child("admin service", lambda: spawn([sys.executable, "-m", "services.admin"], env))
+    )
+    wait_for_health(f"http://{admin_addr}/health", admin, supervisor)
+    if supervisor.stopping:
+        return
+    page = f"http://{admin_addr}/orgs/<organization>/keys"
+    if demo:
+        page = f"http://{admin_addr}/orgs/demo/keys"
+        _seed_demo(env)
+        print(f"demo         organization demo, signed in as {env['APIKEYS_ADMIN_DEV_USER']}")
+    scheme = "https" if env.get("APIKEYS_TLS_CERT") else "http"
+    print(f"ready: queries and GET /health on {scheme}://{env['APIKEYS_HTTP_ADDR']}", flush=True)
+    print(f"admin page   {page} (Ctrl-C stops)", flush=True)
+
+
+def _seed_demo(env: dict[str, str]) -> None:
+    """Send the demo organization's commands, as the admin service would (it runs as a child
+    process, so the local runner imports only its demo data and its sender)."""
+    import asyncio
+
+    from services.admin.demo import seed
+    from services.admin.settings import AdminSettings
+
+    async def send() -> None:
+        from services.admin.sender import new_client
+
+        async with new_client(AdminSettings.from_env(env)) as client:
+            await seed(client, env["APIKEYS_ADMIN_DEV_USER"])
+
+    asyncio.run(send())
 
 
 def _started(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:

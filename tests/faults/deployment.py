@@ -188,6 +188,7 @@ class RunDeployment:
                 APIKEYS_VIEW_STORE=self.stores.view_store,
                 APIKEYS_HTTP_ADDR=self.projections_addr,
                 APIKEYS_KEYS_HEALTH_ADDR=self.keys_addr,
+                APIKEYS_ADMIN_ADDR=f"127.0.0.1:{free_port()}",
                 **self.streams.env(),
             ),
         )

@@ -37,6 +37,7 @@ def test_run_starts_every_part_and_the_readme_example_works(tmp_path: Path) -> N
             "APIKEYS_EMBEDDED_REDIS_PORT": str(redis_port),
             "APIKEYS_HTTP_ADDR": f"127.0.0.1:{http_port}",
             "APIKEYS_KEYS_HEALTH_ADDR": f"127.0.0.1:{free_port()}",
+            "APIKEYS_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
         }
     )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 REDIS_NODES = {f"redis-{n}" for n in range(1, 7)}
 KEYS = {"keys-1", "keys-2", "keys-3"}
 PROJECTIONS = {"projections-1", "projections-2"}
-EVERY_SERVICE = REDIS_NODES | KEYS | PROJECTIONS | {"redis-cluster-create", "postgres", "queries"}
+EVERY_SERVICE = (
+    REDIS_NODES | KEYS | PROJECTIONS | {"redis-cluster-create", "postgres", "queries", "admin"}
+)
 ONE_SHOT = "redis-cluster-create"
 
 
@@ -136,3 +138,16 @@ def test_no_token_is_committed() -> None:
         file = ROOT / path
         if file.is_file() and file.suffix in {".py", ".md", ".json", ".yml", ".toml", ".txt"}:
             assert not token.search(file.read_text(errors="replace")), path
+
+
+def test_the_admin_page_reads_through_the_queries_address_with_the_keys_partitions(
+    services: dict[str, Any],
+) -> None:
+    admin = services["admin"]
+    assert set(admin["depends_on"]) == {"redis-cluster-create", "queries"}
+    assert admin["environment"]["APIKEYS_ADMIN_PROJECTIONS_URL"] == "http://queries:8080"
+    assert (
+        admin["environment"]["APIKEYS_PARTITIONS"]
+        == services["keys-1"]["environment"]["APIKEYS_PARTITIONS"]
+    )
+    assert not admin["environment"]["APIKEYS_ADMIN_TRUSTED_PROXIES"]

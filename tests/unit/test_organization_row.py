@@ -21,5 +21,6 @@ async def test_the_chunked_row_equals_the_whole_row(locations: int, roles: int) 
             f"r{i}": RoleDefinition("r", [Permission(f"p{j}", "everywhere") for j in range(3)])
             for i in range(roles)
         },
+        administrators=[f"u{i}" for i in range(roles % 3)],
     )
     assert await organization_json(view) == json_encoder.encode(view).decode()

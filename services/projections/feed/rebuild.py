@@ -22,8 +22,9 @@ from services.projections.feed.catchup import (
 )
 from services.projections.feed.entries import RawEntry, data_field, decoded, entry_position
 from services.projections.model import gc_policy
-from services.projections.model.fold import apply
+from services.projections.model.fold import apply, next_meta
 from services.projections.model.state import ReadModel
+from services.projections.model.values import KeyMeta
 from services.projections.runtime.settings import Settings
 from services.projections.store import open_store
 from services.projections.store.batch import full_batch
@@ -126,6 +127,9 @@ class HistoryFold:
         self.position = model.position
         self._pending: dict[str, ev.AnyEvent] = {}  # key id -> its last event not yet put
         self._owners: dict[str, str] = {}  # secret hash -> key id, over the pending events
+        # key id -> its created/changed facts over all its events (the last one alone does not
+        # say who created the key, nor when)
+        self._metas: dict[str, KeyMeta] = {}
 
     def feed(self, entries: Sequence[RawEntry]) -> Gap | None:
         """Fold the entries up to the first that shows events missing before it; that gap."""
@@ -155,6 +159,7 @@ class HistoryFold:
                         fold_event(model, whole)
                     else:
                         pending[event.key_id] = whole
+                        self._follow_meta(event)
                     position = event.position
                 else:
                     model.position = position
@@ -165,6 +170,12 @@ class HistoryFold:
                 position = at
         self.position = model.position = position
         return gap
+
+    def _follow_meta(self, event: ev.KeyEvent) -> None:
+        old = self._metas.get(event.key_id)
+        if old is None and event.key_id in self.model.keys:
+            old = self.model.keys[event.key_id].meta
+        self._metas[event.key_id] = next_meta(old, event)
 
     def _shares_a_secret(self, key_id: str, state: ev.KeyState) -> bool:
         """Whether a hash this key points at (the current one, and the previous one while it
@@ -196,10 +207,13 @@ class HistoryFold:
         try:
             for event in sorted(self._pending.values(), key=_event_position):
                 apply(model, event)
+                key_id = cast(ev.KeyEvent, event).key_id
+                model.keys[key_id].meta = self._metas[key_id]
         finally:
             model.position = position
         self._pending.clear()
         self._owners.clear()
+        self._metas.clear()
 
 
 def _event_position(event: ev.AnyEvent) -> int:

@@ -21,6 +21,7 @@ from services.projections.http.context import (
     context_of,
     utc_now,
 )
+from services.projections.http.directory import HANDLERS as DIRECTORY_HANDLERS
 from services.projections.http.fast_check import FastCheck
 from services.projections.http.gate import Forbidden, Gate, authorize
 from services.projections.http.routes import (
@@ -119,7 +120,16 @@ def create_app(
     context.event_log = event_log
     context.callers = callers
     context.caller_counts = caller_counts
-    handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
+    handlers = [
+        check,
+        verify,
+        key_permissions,
+        key_history,
+        organization_keys,
+        *DIRECTORY_HANDLERS,
+        health,
+        ready,
+    ]
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),

@@ -15,6 +15,7 @@ from contracts.common import Permission
 from services.projections.model import grants as g
 from services.projections.model.state import ReadModel
 from services.projections.model.values import (
+    KeyMeta,
     KeyView,
     LocationNode,
     OrganizationView,
@@ -48,7 +49,7 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
     org_id = event.organization_id
     if isinstance(event, ev.KeyEvent):
         model.release(model.grant_cache.pop(event.key_id, None))
-        _put_key(model, event.key_id, KeyView(org_id, event.key))
+        _put_key(model, event.key_id, KeyView(org_id, event.key, _meta(model, event)))
         return Touched(org_id, event.key_id)
     org = model.organizations.get(org_id)
     if org is None:  # keys compiled before their organization was known must look again
@@ -60,6 +61,10 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
             org.api_module_enabled = True
         case ev.ApiModuleDisabled():
             org.api_module_enabled = False
+        case ev.ApiAdministratorGranted():
+            org.administrators = sorted({*org.administrators, event.user_id})
+        case ev.ApiAdministratorRevoked():
+            org.administrators = [u for u in org.administrators if u != event.user_id]
         case ev.LocationDefined() | ev.LocationRenamed() | ev.LocationMoved():
             _place(model, org_id, event.location_id, event.parent_id)
             org.locations[event.location_id] = LocationNode(event.name, event.parent_id)
@@ -76,6 +81,22 @@ def apply(model: ReadModel, event: ev.AnyEvent) -> Touched | None:
             old = org.roles.pop(event.role_id, None)
             _role_changed(model, org_id, event.role_id, old, [])
     return Touched(org_id, None)
+
+
+def _meta(model: ReadModel, event: ev.KeyEvent) -> KeyMeta:
+    old = model.keys.get(event.key_id)
+    return next_meta(None if old is None else old.meta, event)
+
+
+def next_meta(old: KeyMeta | None, event: ev.KeyEvent) -> KeyMeta:
+    """Created by and when from the key's first event, changed by and when from this one."""
+    first = old is None or isinstance(event, ev.ApiKeyCreated)
+    return KeyMeta(
+        created_at=event.occurred_at if first else old.created_at,  # type: ignore[union-attr]
+        created_by=event.actor_id if first else old.created_by,  # type: ignore[union-attr]
+        changed_at=event.occurred_at,
+        changed_by=event.actor_id,
+    )
 
 
 def fold(events: Iterable[ev.AnyEvent], model: ReadModel | None = None) -> ReadModel:

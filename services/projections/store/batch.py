@@ -83,6 +83,8 @@ async def organization_json(view: OrganizationView, chunk: int = 1000) -> str:
     await _dict_json(parts, view.locations, chunk)
     parts.append(',"roles":')
     await _dict_json(parts, view.roles, chunk // 20 or 1)  # a role holds many permissions
+    parts.append(',"administrators":')
+    parts.append(json_encoder.encode(view.administrators).decode())
     parts.append("}")
     return "".join(parts)
 
@@ -118,7 +120,7 @@ def _rows(batch: Batch, model: ReadModel, org_ids: list[str], key_ids: list[str]
     for key_id in key_ids:
         view = model.keys[key_id]
         state = view.state
-        batch.keys.append((key_id, view.organization_id, encode(state).decode()))
+        batch.keys.append((key_id, view.organization_id, encode(view.stored()).decode()))
         rows: list[SecretRow] = [(state.secret_sha256, key_id, "current", None)]
         if state.previous_secret_sha256:  # the old secret answers until its grace period ends
             until = state.previous_secret_valid_until

@@ -12,16 +12,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from contracts.events import KeyState
 from services.projections.model import gc_policy
 from services.projections.model.fold import restore
 from services.projections.model.state import ReadModel
-from services.projections.model.values import KeyView, OrganizationView
+from services.projections.model.values import OrganizationView, StoredKey
 from services.projections.store import schema
 from services.projections.store.batch import Batch
 from services.projections.store.schema import DEFAULT_PREFIX, PREFIX_PATTERN
 
-_key_decoder = msgspec.json.Decoder(KeyState)
+_key_decoder = msgspec.json.Decoder(StoredKey)
 _org_decoder = msgspec.json.Decoder(OrganizationView)
 
 
@@ -72,7 +71,7 @@ class SqlViewStore:
             orgs = {org_id: _org_decoder.decode(state) for org_id, state in cur.fetchall()}
             cur.execute(self._sql(schema.KEYS.select_all()))
             keys = {
-                key_id: KeyView(org_id, _key_decoder.decode(state))
+                key_id: _key_decoder.decode(state).view(org_id)
                 for key_id, org_id, state in cur.fetchall()
             }
         return restore(position, orgs, keys)

@@ -1,0 +1,145 @@
+"""Events as typed contract structs, from a position the caller keeps, or shared out among
+the consumers of a consumer group.
+
+``events(after=p)`` follows the README's resume recipe: it reads after entry ``<p>-1`` and
+checks every event's ``previous_position`` against the position before it, so an event missed
+because the stream no longer holds it raises ``EventsMissing`` (never a silent gap), and an
+event at or below the position is never yielded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
+from client.errors import EventsMissing
+from contracts.events import AnyEvent, event_decoder
+from contracts.streams import DATA_FIELD, position_to_entry_id
+
+log = logging.getLogger("client.events")
+READ_COUNT = 500
+MAX_BACKOFF = 2.0
+_DATA = DATA_FIELD.encode()
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def _start_id(after: int) -> str:
+    return position_to_entry_id(after) if after > 0 else "0-0"
+
+
+def check_continuity(position: int, event: AnyEvent) -> None:
+    previous = event.previous_position
+    if previous is not None and previous != position:
+        raise EventsMissing(position, previous)
+
+
+class Subscriber:
+    def __init__(self, redis: Redis, stream: str) -> None:
+        self.redis = redis
+        self.stream = stream
+
+    async def events(
+        self, after: int = 0, *, count: int = READ_COUNT, block_ms: int = BLOCK_MS
+    ) -> AsyncIterator[AnyEvent]:
+        """Every event after position ``after``, in order, waiting for new ones for ever.
+        Store ``event.position`` once an event is handled and pass it back as ``after``."""
+        position = after
+        last_id = _start_id(after)
+        backoff = 0.05
+        while True:
+            try:
+                reply: Any = await self.redis.xread(
+                    {self.stream: last_id}, count=count, block=block_ms
+                )
+            except RECONNECT_ERRORS as error:
+                log.warning("events stream unreachable (%s); retrying", type(error).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.05
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    last_id = text(entry_id)
+                    event = event_decoder.decode(fields[_DATA])
+                    if event.position <= position:
+                        continue
+                    check_continuity(position, event)
+                    position = event.position
+                    yield event
+
+    async def group_events(
+        self,
+        group: str,
+        consumer: str,
+        *,
+        start_after: int = 0,
+        claim_idle_ms: int = 30_000,
+        count: int = 100,
+        block_ms: int = BLOCK_MS,
+    ) -> AsyncIterator[AnyEvent]:
+        """The events of a consumer group, each to one of its consumers, acknowledged when the
+        consumer asks for the next one (at least once: an event being handled when a consumer
+        stops is handled again, by it after a restart or by another after ``claim_idle_ms``).
+        A new group starts after ``start_after``; if the stream no longer holds the event
+        after it, ``EventsMissing``. Order holds only within one consumer's share."""
+        await self._create_group(group, start_after)
+        backlog = True  # first this consumer's own pending entries (a restart)
+        while True:
+            try:
+                entries = await self._next_entries(group, consumer, backlog, claim_idle_ms, count)
+                if backlog and not entries:
+                    backlog = False
+                    continue
+                if not entries:
+                    entries = await self._read_new(group, consumer, count, block_ms)
+            except RECONNECT_ERRORS as error:
+                log.warning("events stream unreachable (%s); retrying", type(error).__name__)
+                await asyncio.sleep(MAX_BACKOFF)
+                backlog = True
+                continue
+            for entry_id, fields in entries:
+                yield event_decoder.decode(fields[_DATA])
+                await self.redis.xack(self.stream, group, entry_id)
+
+    async def _create_group(self, group: str, start_after: int) -> None:
+        start_id = _start_id(start_after)
+        try:
+            await self.redis.xgroup_create(self.stream, group, id=start_id, mkstream=True)
+        except redis_errors.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+            return  # an existing group goes on from where it is
+        first: Any = await self.redis.xrange(self.stream, min=f"({start_id}", count=1)
+        if first:
+            check_continuity(start_after, event_decoder.decode(first[0][1][_DATA]))
+
+    async def _next_entries(
+        self, group: str, consumer: str, backlog: bool, claim_idle_ms: int, count: int
+    ) -> Entries:
+        if backlog:
+            reply: Any = await self.redis.xreadgroup(
+                group, consumer, {self.stream: "0"}, count=count
+            )
+            entries = [(i, f) for _, found in reply or () for i, f in found]
+        else:
+            claimed: Any = await self.redis.xautoclaim(
+                self.stream, group, consumer, min_idle_time=claim_idle_ms, count=count
+            )
+            entries = list(claimed[1])
+        gone = [i for i, f in entries if not f]  # pending, but trimmed from the stream since
+        if gone:
+            await self.redis.xack(self.stream, group, *gone)
+        return [(i, f) for i, f in entries if f]
+
+    async def _read_new(self, group: str, consumer: str, count: int, block_ms: int) -> Entries:
+        reply: Any = await self.redis.xreadgroup(
+            group, consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        return [(i, f) for _, entries in reply or () for i, f in entries]

@@ -1,0 +1,3 @@
+from services.admin.main import serve
+
+serve()
