@@ -138,3 +138,31 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 401
     except httpx.TransportError:
         return False
+
+
+def test_the_readme_first_screen_example_runs(product: Product, tmp_path: Path) -> None:
+    """README's first Python block, against this product (its Redis and projection)."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) < 10
+    organization = f"org-{uuid.uuid4().hex[:8]}"
+    code = code.replace('"acme"', repr(organization)).replace(
+        'redis_url="redis://127.0.0.1:6380/0"', "settings"
+    )
+    harness = harness_for(product, tmp_path)
+    script = tmp_path / "readme_example.py"
+    topology = product.topology
+    script.write_text(
+        "from client import ClientSettings\n"
+        f"settings = ClientSettings(redis_url={topology.redis_url!r}, "
+        f"projection_url={topology.projections_url!r}, "
+        f"commands_stream={topology.streams.commands!r}, "
+        f"results_stream={topology.streams.results!r})\n" + code
+    )
+    try:
+        process = harness.start("readme", [sys.executable, str(script)], harness.env())
+        assert process.popen.wait(timeout=60) == 0, process.describe()
+        output = process.log_path.read_text()
+        assert "allowed=True" in output and "apk_" in output
+    finally:
+        assert not harness.kill_everything()
