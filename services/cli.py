@@ -77,6 +77,13 @@ def dead_letters(args: argparse.Namespace) -> int:
     )
 
 
+def asyncapi_command(_: argparse.Namespace) -> int:
+    from contracts.documents import asyncapi, render
+
+    sys.stdout.write(render(asyncapi()))
+    return 0
+
+
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
     if args.shell:
@@ -144,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
+    sub.add_parser("asyncapi", help="the AsyncAPI 3 document of every stream").set_defaults(
+        func=asyncapi_command
+    )
     add_audit_commands(sub)
     # listed for --help; run before parsing, so that its arguments (-p 6380 ...) pass untouched
     sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL", add_help=False)
