@@ -66,3 +66,25 @@ def test_every_stream_and_every_command_type_is_described() -> None:
 def test_apikeys_asyncapi_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["asyncapi"]) == 0
     assert json.loads(capsys.readouterr().out) == documents.asyncapi()
+
+
+def test_the_committed_openapi_document_matches_the_app() -> None:
+    from services.projections.http.openapi import COMMITTED, render
+
+    assert COMMITTED.read_text() == render(), (
+        "contracts/schema/openapi.json differs: run python -m services.projections.http.openapi"
+    )
+
+
+def test_every_error_answer_of_the_openapi_document_is_the_error_body() -> None:
+    from services.projections.http.openapi import openapi_document
+
+    document = openapi_document()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and not (path == "/ready" and status == "503"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorAnswer"}, (path, method)
+    error = document["components"]["schemas"]["ErrorAnswer"]
+    assert set(error["required"]) == {"error", "detail"}

@@ -3,13 +3,19 @@ in front of it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.routes import HTTPRoute
+from litestar.status_codes import (
+    HTTP_405_METHOD_NOT_ALLOWED,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from litestar.types import ASGIApp
 
 from contracts import queries as q
@@ -38,18 +44,39 @@ from services.projections.store.sql import SqlViewStore
 MAX_BODY_BYTES = 8 * 1024
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
-    detail = None
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
+    detail = exc.detail
     if isinstance(exc.extra, list | dict) and exc.extra:
         detail = "; ".join(
             f"{e.get('key', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
             for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])
         )
-    return Response(q.ErrorAnswer(error=exc.detail, detail=detail), status_code=exc.status_code)
+    headers = {}
+    if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return Response(
+        q.ErrorAnswer(error=exc.detail, detail=detail),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def allowed_methods(request: Request[Any, Any, Any]) -> set[str]:
+    """The methods of the route the request's path matches (for a 405's Allow header)."""
+    path = request.scope["path"]
+    for route in request.app.routes:
+        pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path_format)
+        if isinstance(route, HTTPRoute) and re.fullmatch(pattern, path):
+            return set(route.methods)
+    return {"GET", "OPTIONS"}
 
 
 def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response[q.ErrorAnswer]:
-    answer = q.ErrorAnswer(error=str(exc), position=exc.position)
+    answer = q.ErrorAnswer(
+        error=str(exc),
+        detail=f"the read model is at position {exc.position}; ask again later",
+        position=exc.position,
+    )
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -66,7 +93,7 @@ def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnsw
 
 
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
-    answer = q.ErrorAnswer(error="internal error")
+    answer = q.ErrorAnswer(error="internal error", detail="see the service's log")
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
@@ -99,7 +126,7 @@ def create_app(
     context.refuse_when_stale = refuse_when_stale
     context.event_log = event_log
     handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
         middleware=[lambda app: FastCheck(app, live, clock, context)],
@@ -116,3 +143,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # the request body refuses unknown fields (forbid_unknown_fields): say so in the document
+    app.openapi_schema.components.schemas["VerifyRequest"].additional_properties = False
+    return app

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -23,15 +24,29 @@ from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
 from services.projections.model.verification import verify_secret
 
-_ID = rf"^[^\s\x00-\x1f\x7f]{{1,{ID_MAX}}}$"
+# explicit ranges, not \s: Python's \s also matches U+0085 and other Unicode spaces, the
+# document's (ECMA) regex dialect does not, and the two must refuse the same ids
+_ID = rf"^[^\x00-\x20\x7f-\x9f]{{1,{ID_MAX}}}$"
 _PERMISSION = r"^[^\x00-\x1f\x7f]{1,200}$"
+# the largest integer a JSON reader is sure to hold exactly (positions never come near it)
+MAX_POSITION = 2**53 - 1
 Id = Annotated[str, QueryParameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
 PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
 PermissionName = Annotated[str, QueryParameter(pattern=_PERMISSION, min_length=1, max_length=200)]
-MinPosition = Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)]
+# gt=-1 rather than ge=0: the OpenAPI generator drops a bound of 0 (falsy), and the document
+# must say that a negative position is refused
+MinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        gt=-1,
+        le=MAX_POSITION,
+        description="answer once this position is applied; 503 if it is not within "
+        "APIKEYS_MIN_POSITION_WAIT seconds",
+    ),
+]
 ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
 AsOf = Annotated[datetime | None, QueryParameter(description="RFC 3339 instant")]
-AfterPosition = Annotated[int, QueryParameter(ge=0, le=2**63 - 1)]
+AfterPosition = Annotated[int, QueryParameter(gt=-1, le=MAX_POSITION)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
@@ -40,8 +55,27 @@ def _queries(*names: str) -> dict[str, Any]:
     return {"query_parameters": frozenset(names)}
 
 
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(q.ErrorAnswer, description=description, generate_examples=False)
+
+
+# every 4xx and 5xx a query may answer, each with the one error body
+ERRORS: dict[int, ResponseSpec] = {
+    400: _error("malformed or unknown parameters"),
+    405: _error("method not allowed (the Allow header lists the allowed ones)"),
+    500: _error("unexpected failure"),
+    501: _error("this service has no event log store (as_of, explain, history)"),
+    503: _error(
+        "the read model is loading, the min_position was not applied within "
+        "APIKEYS_MIN_POSITION_WAIT seconds (position: where it is), or, with "
+        "APIKEYS_REFUSE_WHEN_STALE, it is stale"
+    ),
+}
+
+
 @get(
     "/v1/check",
+    responses=ERRORS,
     opt=_queries(
         "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
     ),
@@ -75,7 +109,12 @@ async def check(
     return context.fresh(check_answer(decision, model.position))
 
 
-@post("/v1/verify", status_code=200, opt=_queries("min_position"))
+@post(
+    "/v1/verify",
+    status_code=200,
+    opt=_queries("min_position"),
+    responses={**ERRORS, 413: _error("body over 8 KiB")},
+)
 async def verify(
     state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
 ) -> q.VerifyAnswer:
@@ -113,7 +152,7 @@ async def verify(
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
+@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"), responses=ERRORS)
 async def key_permissions(
     state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
 ) -> q.KeyPermissionsAnswer:
@@ -127,7 +166,11 @@ async def key_permissions(
     return context.fresh(permissions_answer(model, key_id, context.clock()))
 
 
-@get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
+@get(
+    "/v1/keys/{key_id:str}/history",
+    opt=_queries("after_position", "limit", "min_position"),
+    responses=ERRORS,
+)
 async def key_history(
     state: State,
     key_id: PathId,
@@ -149,6 +192,7 @@ async def key_history(
 @get(
     "/v1/organizations/{organization_id:str}/keys",
     opt=_queries("permission", "location_id", "min_position"),
+    responses=ERRORS,
 )
 async def organization_keys(
     state: State,
@@ -176,12 +220,21 @@ async def organization_keys(
     )
 
 
-@get("/health", opt=_queries())
+@get("/health", opt=_queries(), responses={405: ERRORS[405]})
 async def health(state: State) -> q.HealthAnswer:
     return q.HealthAnswer(status="ok", position=context_of(state).live.position)
 
 
-@get("/ready", opt=_queries())
+@get(
+    "/ready",
+    opt=_queries(),
+    responses={
+        405: ERRORS[405],
+        503: ResponseSpec(
+            q.HealthAnswer, description="not ready (reason)", generate_examples=False
+        ),
+    },
+)
 async def ready(state: State) -> Response[q.HealthAnswer]:
     """200 while the events stream and the view store answer and the model is within the
     ready lag of what has been stored."""
