@@ -56,13 +56,23 @@ def tool_name(choice: str = "auto") -> str:
     return choice
 
 
-def run(url: str, paths: list[str], seconds: float, connections: int, tool: str) -> Load:
+def run(
+    url: str,
+    paths: list[str],
+    seconds: float,
+    connections: int,
+    tool: str,
+    headers: dict[str, str] | None = None,
+) -> Load:
+    """``headers``: sent with every request (e.g. Authorization)."""
     if tool == "wrk":
-        return _wrk(url, paths, seconds, connections)
-    return asyncio.run(_python(url, paths, seconds, connections))
+        return _wrk(url, paths, seconds, connections, headers or {})
+    return asyncio.run(_python(url, paths, seconds, connections, headers or {}))
 
 
-def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
+def _wrk(
+    url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str]
+) -> Load:
     with tempfile.TemporaryDirectory() as tmp:
         script, listing = Path(tmp, "paths.lua"), Path(tmp, "paths.txt")
         script.write_text(WRK_SCRIPT)
@@ -78,6 +88,7 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
                 "5s",
                 "-s",
                 str(script),
+                *[arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")],
                 url,
                 "--",
                 str(listing),
@@ -97,18 +108,23 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
     )
 
 
-async def _python(url: str, paths: list[str], seconds: float, connections: int) -> Load:
+async def _python(
+    url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str]
+) -> Load:
     host, port = url.removeprefix("http://").rstrip("/").split(":")
     latencies: list[float] = []
     bad = [0]
     started = time.perf_counter()
     deadline = started + seconds
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
 
     async def connection(offset: int) -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
         i = offset
         while time.perf_counter() < deadline:
-            request = f"GET {paths[i % len(paths)]} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            request = (
+                f"GET {paths[i % len(paths)]} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+            )
             i += connections
             sent = time.perf_counter()
             writer.write(request)
