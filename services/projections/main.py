@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 
+from services.common import logs
 from services.common.http_limits import HttpLimits
 from services.common.http_server import HttpServer, http_config
 from services.common.redis_client import connect
@@ -211,7 +212,5 @@ def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure()
     serve(Settings.from_env())

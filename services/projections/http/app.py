@@ -32,6 +32,7 @@ from services.projections.http.routes import (
     health,
     key_history,
     key_permissions,
+    metrics_endpoint,
     organization_keys,
     ready,
     reject_unknown_query_parameters,
@@ -126,6 +127,7 @@ def create_app(
     context.refuse_when_stale = refuse_when_stale
     context.event_log = event_log
     handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
+    handlers.append(metrics_endpoint)
     app = Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),

@@ -4,6 +4,7 @@ keys, health and readiness. Tokens are hashed at once and never logged."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,10 +19,12 @@ from contracts import audit as a
 from contracts import queries as q
 from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
+from services.common import metrics
 from services.projections.audit import queries as audit_queries
-from services.projections.http.context import context_of
+from services.projections.http.context import QueryContext, context_of
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
+from services.projections.model.state import ReadModel
 from services.projections.model.verification import verify_secret
 
 # explicit ranges, not \s: Python's \s also matches U+0085 and other Unicode spaces, the
@@ -103,9 +106,11 @@ async def check(
                 audit_queries.check, context.audit_store(), model, request, context.clock()
             )
         )
+    started = time.perf_counter()
     decision = model_queries.check(
         model, key_id, permission, location_id, item_owner == "key", context.clock()
     )
+    metrics.count_check(started, decision.allowed, decision.denied_because)
     return context.fresh(check_answer(decision, model.position))
 
 
@@ -121,6 +126,14 @@ async def verify(
     context = context_of(state)
     model = await context.model_at(min_position)
     context.refuse_if_stale()
+    started = time.perf_counter()
+    answer = _verify(context, model, data)
+    metrics.verify_seconds.observe(time.perf_counter() - started)
+    metrics.verifies.labels(answer.code).inc()
+    return context.fresh(answer)
+
+
+def _verify(context: QueryContext, model: ReadModel, data: q.VerifyRequest) -> q.VerifyAnswer:
     token = data.token
     if has_prefix(token) and not checksum_ok(token):
         return q.VerifyAnswer(
@@ -140,15 +153,13 @@ async def verify(
                 model, found.key_id or "", data.permission, data.location_id, False, now
             ).allowed
         )
-    return context.fresh(
-        q.VerifyAnswer(
-            valid=found.code == "VALID",
-            code=found.code,
-            key_id=found.key_id,
-            organization_id=found.organization_id,
-            allowed=allowed,
-            position=model.position,
-        )
+    return q.VerifyAnswer(
+        valid=found.code == "VALID",
+        code=found.code,
+        key_id=found.key_id,
+        organization_id=found.organization_id,
+        allowed=allowed,
+        position=model.position,
     )
 
 
@@ -218,6 +229,17 @@ async def organization_keys(
             position=model.position,
         )
     )
+
+
+@get("/metrics", opt=_queries(), include_in_schema=False)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    """Prometheus metrics; the lag and position gauges are read at the scrape."""
+    context = context_of(state)
+    position = context.live.position
+    metrics.projection_position.set(position)
+    metrics.projection_lag.set(context.freshness.lag_seconds(position) or 0.0)
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
 
 
 @get("/health", opt=_queries(), responses={405: ERRORS[405]})
