@@ -21,11 +21,19 @@ from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.common import metrics
 from services.projections.audit import queries as audit_queries
-from services.projections.http.context import QueryContext, context_of
+from services.projections.http.context import (
+    QueryContext,
+    caller_in,
+    context_of,
+    visible,
+    visible_key,
+)
+from services.projections.http.responses import ERRORS, SECURED, error_spec
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
 from services.projections.model.state import ReadModel
 from services.projections.model.verification import verify_secret
+from services.projections.runtime.callers import Caller
 
 # explicit ranges, not \s: Python's \s also matches U+0085 and other Unicode spaces, the
 # document's (ECMA) regex dialect does not, and the two must refuse the same ids
@@ -54,36 +62,31 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
 
-def _queries(*names: str) -> dict[str, Any]:
-    return {"query_parameters": frozenset(names)}
-
-
-def _error(description: str) -> ResponseSpec:
-    return ResponseSpec(q.ErrorAnswer, description=description, generate_examples=False)
-
-
-# every 4xx and 5xx a query may answer, each with the one error body
-ERRORS: dict[int, ResponseSpec] = {
-    400: _error("malformed or unknown parameters"),
-    405: _error("method not allowed (the Allow header lists the allowed ones)"),
-    500: _error("unexpected failure"),
-    501: _error("this service has no event log store (as_of, explain, history)"),
-    503: _error(
-        "the read model is loading, the min_position was not applied within "
-        "APIKEYS_MIN_POSITION_WAIT seconds (position: where it is), or, with "
-        "APIKEYS_REFUSE_WHEN_STALE, it is stale"
-    ),
-}
+def _queries(*names: str, scope: str | None = None) -> dict[str, Any]:
+    """The handler's options: the query parameters it takes, and with a callers file the
+    scope a caller needs (``gate.authorize``)."""
+    options: dict[str, Any] = {"query_parameters": frozenset(names)}
+    if scope is not None:
+        options["scope"] = scope
+    return options
 
 
 @get(
     "/v1/check",
-    responses=ERRORS,
     opt=_queries(
-        "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
+        "key_id",
+        "permission",
+        "location_id",
+        "item_owner",
+        "min_position",
+        "as_of",
+        "explain",
+        scope="check",
     ),
+    **SECURED,
 )
 async def check(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: Id,
     permission: PermissionName,
@@ -97,18 +100,19 @@ async def check(
     model = await context.model_at(min_position)
     if as_of is None:
         context.refuse_if_stale()
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None or explain:
-        request = audit_queries.CheckRequest(
-            key_id, permission, location_id, item_owner == "key", as_of, explain
+        asked = audit_queries.CheckRequest(
+            key, permission, location_id, item_owner == "key", as_of, explain
         )
         return context.fresh(
             await asyncio.to_thread(
-                audit_queries.check, context.audit_store(), model, request, context.clock()
+                audit_queries.check, context.audit_store(), model, asked, context.clock()
             )
         )
     started = time.perf_counter()
     decision = model_queries.check(
-        model, key_id, permission, location_id, item_owner == "key", context.clock()
+        model, key, permission, location_id, item_owner == "key", context.clock()
     )
     metrics.count_check(started, decision.allowed, decision.denied_because)
     return context.fresh(check_answer(decision, model.position))
@@ -117,23 +121,29 @@ async def check(
 @post(
     "/v1/verify",
     status_code=200,
-    opt=_queries("min_position"),
-    responses={**ERRORS, 413: _error("body over 8 KiB")},
+    opt=_queries("min_position", scope="verify"),
+    responses={**SECURED["responses"], 413: error_spec("body over 8 KiB")},
+    security=SECURED["security"],
 )
 async def verify(
-    state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[q.VerifyRequest],
+    min_position: MinPosition = None,
 ) -> q.VerifyAnswer:
     context = context_of(state)
     model = await context.model_at(min_position)
     context.refuse_if_stale()
     started = time.perf_counter()
-    answer = _verify(context, model, data)
+    answer = _verify(context, model, data, caller_in(request.scope))
     metrics.verify_seconds.observe(time.perf_counter() - started)
     metrics.verifies.labels(answer.code).inc()
     return context.fresh(answer)
 
 
-def _verify(context: QueryContext, model: ReadModel, data: q.VerifyRequest) -> q.VerifyAnswer:
+def _verify(
+    context: QueryContext, model: ReadModel, data: q.VerifyRequest, caller: Caller | None
+) -> q.VerifyAnswer:
     token = data.token
     if has_prefix(token) and not checksum_ok(token):
         return q.VerifyAnswer(
@@ -144,7 +154,7 @@ def _verify(context: QueryContext, model: ReadModel, data: q.VerifyRequest) -> q
             position=model.position,
         )
     now = context.clock()
-    found = verify_secret(model, token_sha256(token), now)
+    found = visible(caller, verify_secret(model, token_sha256(token), now))
     allowed = None
     if data.permission is not None and data.location_id is not None:
         allowed = (
@@ -163,26 +173,37 @@ def _verify(context: QueryContext, model: ReadModel, data: q.VerifyRequest) -> q
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"), responses=ERRORS)
+@get(
+    "/v1/keys/{key_id:str}/permissions",
+    opt=_queries("min_position", "as_of", scope="check"),
+    **SECURED,
+)
 async def key_permissions(
-    state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
+    request: Request[Any, Any, Any],
+    state: State,
+    key_id: PathId,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
 ) -> q.KeyPermissionsAnswer:
     context = context_of(state)
     model = await context.model_at(min_position)
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None:
         store = context.audit_store()
-        return context.fresh(
-            await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
-        )
-    return context.fresh(permissions_answer(model, key_id, context.clock()))
+        answer = await asyncio.to_thread(audit_queries.permissions_as_of, store, key, as_of)
+    else:
+        answer = permissions_answer(model, key, context.clock())
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
 @get(
     "/v1/keys/{key_id:str}/history",
-    opt=_queries("after_position", "limit", "min_position"),
-    responses=ERRORS,
+    opt=_queries("after_position", "limit", "min_position", scope="audit"),
+    **SECURED,
 )
 async def key_history(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: PathId,
     after_position: AfterPosition = 0,
@@ -193,17 +214,18 @@ async def key_history(
     context = context_of(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
-    return context.fresh(
-        await asyncio.to_thread(
-            audit_queries.history, store, key_id, after_position, limit, model.position
-        )
+    key = visible_key(caller_in(request.scope), model, key_id)
+    answer = await asyncio.to_thread(
+        audit_queries.history, store, key, after_position, limit, model.position
     )
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
 @get(
     "/v1/organizations/{organization_id:str}/keys",
-    opt=_queries("permission", "location_id", "min_position"),
-    responses=ERRORS,
+    opt=_queries("permission", "location_id", "min_position", scope="list"),
+    **SECURED,
 )
 async def organization_keys(
     state: State,
