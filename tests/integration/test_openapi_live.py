@@ -14,12 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from client import SyncClient
+from contracts.tokens import CALLER_PREFIX, new_token
 from services.local.embedded_redis import free_port
 from tests.faults.deployment import wait_healthy
 from tests.faults.processes import ProcessHarness
 from tests.integration.conftest import Product
+from tests.support.callers import entry, write_callers
 
 CASES_PER_OPERATION = 200
+ROOT_TOKEN = new_token(CALLER_PREFIX)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,8 @@ def live_schema(
     harness = ProcessHarness(workdir, marker=f"openapi-{uuid.uuid4().hex[:8]}")
     address = f"127.0.0.1:{free_port()}"
     topology = product.topology
+    callers = workdir / "callers.json"  # the document's security holds: a caller is needed
+    write_callers(callers, [entry("root", ROOT_TOKEN, ["verify", "check", "list", "audit"], ["*"])])
     try:
         projections = harness.python(
             "projections",
@@ -47,6 +52,7 @@ def live_schema(
                 APIKEYS_VIEW_STORE=f"sqlite:///{workdir / 'views.db'}",
                 APIKEYS_HTTP_ADDR=address,
                 APIKEYS_MIN_POSITION_WAIT="0.05",
+                APIKEYS_CALLERS_FILE=str(callers),
             ),
         )
         wait_healthy(projections, f"http://{address}/health")
@@ -73,7 +79,10 @@ def test_the_live_api_keeps_its_openapi_document(live_schema: schemathesis.BaseS
         def conforms(case: schemathesis.Case) -> None:
             # a documented 503 (a min_position not applied within the short wait) is an
             # answer, not a failure: every other check runs, and no 500 is allowed
-            response = case.call_and_validate(excluded_checks=[not_a_server_error])
+            response = case.call_and_validate(
+                headers={"Authorization": f"Bearer {ROOT_TOKEN}"},
+                excluded_checks=[not_a_server_error],
+            )
             assert response.status_code < 500 or response.status_code == 503, response.text
 
         try:
