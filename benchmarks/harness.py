@@ -126,11 +126,15 @@ class Stack:
         )
         wait_http(f"http://{self.http}/health")
 
-    def start_module(self, module: str, env: dict[str, str]) -> None:
-        log = open(self.tmp / f"{Path(module).stem}.log", "wb")  # noqa: SIM115
+    def start_module(self, module: str, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        log = open(self.tmp / f"{Path(module).stem}{'-'.join(('', *args))}.log", "wb")  # noqa: SIM115
         self.processes.append(
             subprocess.Popen(
-                [sys.executable, module], env={**self.env, **env}, cwd=ROOT, stdout=log, stderr=log
+                [sys.executable, module, *args],
+                env={**self.env, **env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
             )
         )
 

@@ -93,6 +93,7 @@ def _wrk(
                 "5s",
                 "-s",
                 str(script),
+                *[arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")],
                 url,
                 "--",
                 str(listing),
@@ -121,6 +122,7 @@ async def _python(
     bad = [0]
     started = time.perf_counter()
     deadline = started + seconds
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
 
     async def connection(offset: int) -> None:
         reader, writer = await asyncio.open_connection(host, int(port))

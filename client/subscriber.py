@@ -35,8 +35,10 @@ def _start_id(after: int) -> str:
 
 
 def check_continuity(position: int, event: AnyEvent) -> None:
+    """Events after ``position`` up to the event's ``previous_position`` are missing unless
+    that range is empty."""
     previous = event.previous_position
-    if previous is not None and previous != position:
+    if previous is not None and previous > position:
         raise EventsMissing(position, previous)
 
 

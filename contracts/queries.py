@@ -113,7 +113,9 @@ class HealthAnswer(msgspec.Struct, kw_only=True):
 
 
 class ErrorAnswer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Every 4xx and 5xx answer: what went wrong (``error``) and in words (``detail``)."""
+
     error: str
+    detail: str
     position: int | None = None
-    detail: str | None = None
     lag_seconds: float | None = None

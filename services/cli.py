@@ -86,6 +86,13 @@ def dead_letters(args: argparse.Namespace) -> int:
     )
 
 
+def asyncapi_command(_: argparse.Namespace) -> int:
+    from contracts.documents import asyncapi, render
+
+    sys.stdout.write(render(asyncapi()))
+    return 0
+
+
 def new_token_command(args: argparse.Namespace) -> int:
     token = new_token(args.prefix)
     if args.shell:
@@ -126,13 +133,31 @@ def new_caller_command(args: argparse.Namespace) -> int:
 
 
 # Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
-LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections", "dead-letters"}
+LOCAL_TOOLS = {"rebuild-projections", "verify-projections", "dead-letters"}
 
 
-def redis_cli(args: argparse.Namespace) -> int:
-    """The redis-cli bundled with the embedded server, pointed at REDIS_URL."""
-    url = os.environ["REDIS_URL"]
-    return subprocess.call([str(redis_cli_binary()), "-u", url, *args.arguments])
+# redis-cli options that say where to connect (given any, REDIS_URL is not added), and the
+# options that take a value (to find where the options end and the Redis command begins)
+_WHERE = {"-h", "-p", "-u", "-s"}
+_WITH_VALUE = _WHERE | {"-a", "-r", "-i", "-n", "-d", "-D", "--user", "--pass", "--cacert"}
+
+
+def _connection_given(arguments: list[str]) -> bool:
+    index = 0
+    while index < len(arguments) and arguments[index].startswith("-"):
+        if arguments[index] in _WHERE:
+            return True
+        index += 2 if arguments[index] in _WITH_VALUE else 1
+    return False
+
+
+def redis_cli(arguments: list[str]) -> int:
+    """The redis-cli bundled with the embedded server, every argument passed through untouched;
+    pointed at REDIS_URL (or the embedded Redis) unless its options say where to connect."""
+    where = []
+    if not _connection_given(arguments):
+        where = ["-u", os.environ.get("REDIS_URL") or embedded_redis_url()]
+    return subprocess.call([str(redis_cli_binary()), *where, *arguments])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
+    sub.add_parser("asyncapi", help="the AsyncAPI 3 document of every stream").set_defaults(
+        func=asyncapi_command
+    )
     caller = sub.add_parser("new-caller", help="make a caller token for the query API")
     caller.add_argument("--name", required=True, help="the caller's name (logs and counts)")
     caller.add_argument(
@@ -181,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     caller.set_defaults(func=new_caller_command)
     add_audit_commands(sub)
-    cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")
-    cli.add_argument("arguments", nargs=argparse.REMAINDER)
-    cli.set_defaults(func=redis_cli)
-    args = parser.parse_args(argv)
+    # listed for --help; run before parsing, so that its arguments (-p 6380 ...) pass untouched
+    sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL", add_help=False)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["redis-cli"]:
+        return redis_cli(arguments[1:])
+    args = parser.parse_args(arguments)
     if args.command in LOCAL_TOOLS:
         os.environ.setdefault("REDIS_URL", embedded_redis_url())
     return int(args.func(args))

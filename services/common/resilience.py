@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from eventsourcing import persistence
 from redis import exceptions as redis_errors
 
+from services.common import metrics
+
 try:  # PostgreSQL support is optional at import time
     import psycopg
     import psycopg_pool
@@ -142,6 +144,7 @@ class Outage:
                 "%s reachable again after %.1f s", self.name, self.last_ok - self.down_since
             )
             self.down_since = None
+            metrics.reconnects.labels(self.name.split(" (", 1)[0]).inc()
 
 
 def _short(error: BaseException) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.common import metrics
 from services.common.lag import LagTracker, parse_watermark, watermark_key
 from services.common.resilience import Outage, Probe
 from services.keys.store import ApiKeysApplication
@@ -72,6 +73,9 @@ def health_app(readiness: Readiness) -> Any:
             code, body = 200, {"status": "ok", "service": "keys"}
         elif path == "/ready":
             code, body = readiness.answer()
+        elif path == "/metrics":
+            await _send_metrics(send, readiness)
+            return
         else:
             code, body = 404, {"error": "not found"}
         await send(
@@ -84,6 +88,21 @@ def health_app(readiness: Readiness) -> Any:
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     return app
+
+
+async def _send_metrics(send: Any, readiness: Readiness) -> None:
+    stored = readiness.lag.stored_position or 0
+    metrics.relay_lag.set(max(0, stored - readiness.published_position))
+    metrics.relay_lag_seconds.set(readiness.relay_lag_seconds)
+    body, content_type = metrics.exposition()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def monitor(

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from services.common import logs
 from services.common.http_server import HttpServer, http_config
 from services.common.lag import RAISE_WATERMARK, watermark_key
 from services.common.redis_client import connect
@@ -216,7 +217,7 @@ GIL_SWITCH_SECONDS = 0.001
 
 
 def serve(settings: KeysSettings | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     try:
         asyncio.run(run_keys_service(settings or KeysSettings.from_env()))

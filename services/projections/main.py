@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 
+from services.common import logs
 from services.common.http_limits import HttpLimits
 from services.common.http_server import HttpServer, http_config
 from services.common.redis_client import connect
@@ -234,10 +235,9 @@ def serve(settings: Settings) -> None:
 
 
 def configure_logging() -> None:
-    """Warnings and errors; the callers file's and the audit queries' lines too."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    """Warnings and errors (APIKEYS_LOG_FORMAT); the callers file's and the audit queries'
+    lines too."""
+    logs.configure()
     for name in ("apikeys.callers", "apikeys.queries"):
         logging.getLogger(name).setLevel(logging.INFO)
 

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from contracts.results import CommandResult, DeadLetter
+from services.common import metrics
 from services.common.resilience import (
     Backoff,
     Outage,
@@ -141,6 +142,7 @@ class CommandConsumer:
     async def _handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
         if not ids:
             return
+        started = time.perf_counter()
         entry_ids = [i.decode() for i in ids]
         stream = self.settings.commands_stream
         parsed = [read_entry(i, d, stream) for i, d in zip(entry_ids, datas, strict=True)]
@@ -164,6 +166,9 @@ class CommandConsumer:
                 answers.append(Answer(entry_id, dead_letter=spent_letters[entry_id]))
         stored = max((r.position for r in done.values() if r.position is not None), default=None)
         await self._publish(answers, stored)
+        count_answers(answers)
+        metrics.batch_size.observe(len(ids))
+        metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _process(
         self, entries: list[Entry], datas: dict[str, dict[bytes, bytes]]
@@ -288,6 +293,14 @@ class CommandConsumer:
             await self._publish([Answer(s.entry_id, dead_letter=s) for s in spent])
         fresh = [(i, d) for i, d, n in zip(ids, datas, failures, strict=True) if n < limit]
         await self._handle([i for i, _ in fresh], [d for _, d in fresh])
+
+
+def count_answers(answers: Sequence[Answer]) -> None:
+    for answer in answers:
+        if answer.result is not None:
+            metrics.commands.labels(answer.result.type or "unknown", answer.result.status).inc()
+        if answer.dead_letter is not None:
+            metrics.dead_letters.labels(answer.dead_letter.reason).inc()
 
 
 def datas_by_id(

@@ -16,6 +16,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from services.common import logs
 from services.common.lifeline import die_with_parent
 from services.common.redis_client import connect
 from services.common.resilience import Backoff, Outage, Stopping, keep_trying
@@ -197,7 +198,7 @@ def run_relay_process(
 ) -> None:
     """Entry point of the relay process (``wake``: the read end of the wake-up pipe)."""
     die_with_parent()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the relay stops
     # The command path comes first when both cores are busy: the relay is a follower whose
     # lag drains as soon as there is room.

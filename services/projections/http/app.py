@@ -3,6 +3,7 @@ in front of it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -10,7 +11,12 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.routes import HTTPRoute
+from litestar.status_codes import (
+    HTTP_405_METHOD_NOT_ALLOWED,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from litestar.types import ASGIApp
 
 from contracts import queries as q
@@ -29,6 +35,7 @@ from services.projections.http.routes import (
     health,
     key_history,
     key_permissions,
+    metrics_endpoint,
     organization_keys,
     ready,
     reject_unknown_query_parameters,
@@ -43,18 +50,39 @@ from services.projections.store.sql import SqlViewStore
 MAX_BODY_BYTES = 8 * 1024
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
-    detail = None
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[q.ErrorAnswer]:
+    detail = exc.detail
     if isinstance(exc.extra, list | dict) and exc.extra:
         detail = "; ".join(
             f"{e.get('key', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
             for e in (exc.extra if isinstance(exc.extra, list) else [exc.extra])
         )
-    return Response(q.ErrorAnswer(error=exc.detail, detail=detail), status_code=exc.status_code)
+    headers = {}
+    if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return Response(
+        q.ErrorAnswer(error=exc.detail, detail=detail),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def allowed_methods(request: Request[Any, Any, Any]) -> set[str]:
+    """The methods of the route the request's path matches (for a 405's Allow header)."""
+    path = request.scope["path"]
+    for route in request.app.routes:
+        pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path_format)
+        if isinstance(route, HTTPRoute) and re.fullmatch(pattern, path):
+            return set(route.methods)
+    return {"GET", "OPTIONS"}
 
 
 def _not_reached(_: Request[Any, Any, Any], exc: PositionNotReached) -> Response[q.ErrorAnswer]:
-    answer = q.ErrorAnswer(error=str(exc), position=exc.position)
+    answer = q.ErrorAnswer(
+        error=str(exc),
+        detail=f"the read model is at position {exc.position}; ask again later",
+        position=exc.position,
+    )
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -75,7 +103,7 @@ def _forbidden(_: Request[Any, Any, Any], exc: Forbidden) -> Response[q.ErrorAns
 
 
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
-    answer = q.ErrorAnswer(error="internal error")
+    answer = q.ErrorAnswer(error="internal error", detail="see the service's log")
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
@@ -130,7 +158,8 @@ def create_app(
         health,
         ready,
     ]
-    return Litestar(
+    handlers.append(metrics_endpoint)
+    app = Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
         middleware=[lambda app: FastCheck(app, live, clock, context, callers)],
@@ -162,3 +191,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # the request body refuses unknown fields (forbid_unknown_fields): say so in the document
+    app.openapi_schema.components.schemas["VerifyRequest"].additional_properties = False
+    return app

@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 
 from contracts import directory as d
 from services.projections.http.context import caller_in, context_of, visible_key
+from services.projections.http.responses import SECURED, error_spec
 from services.projections.http.routes import MinPosition, PathId
 from services.projections.model.directory import (
     key_details,
@@ -23,7 +24,7 @@ from services.projections.model.directory import (
 LISTING = {"query_parameters": frozenset({"min_position"}), "scope": "list"}
 
 
-@get("/v1/organizations/{organization_id:str}", opt=LISTING)
+@get("/v1/organizations/{organization_id:str}", opt=LISTING, **SECURED)
 async def organization(
     state: State, organization_id: PathId, min_position: MinPosition = None
 ) -> d.OrganizationAnswer:
@@ -34,7 +35,7 @@ async def organization(
     return context.fresh(organization_answer(model, organization_id))
 
 
-@get("/v1/organizations/{organization_id:str}/api-keys", opt=LISTING)
+@get("/v1/organizations/{organization_id:str}/api-keys", opt=LISTING, **SECURED)
 async def organization_api_keys(
     state: State, organization_id: PathId, min_position: MinPosition = None
 ) -> d.OrganizationKeyListAnswer:
@@ -44,7 +45,12 @@ async def organization_api_keys(
     return context.fresh(organization_keys_answer(model, organization_id, context.clock()))
 
 
-@get("/v1/keys/{key_id:str}", opt=LISTING)
+@get(
+    "/v1/keys/{key_id:str}",
+    opt=LISTING,
+    security=SECURED["security"],
+    responses={**SECURED["responses"], 404: error_spec("no such key (`unknown_key`)")},
+)
 async def key(
     request: Request[Any, Any, Any], state: State, key_id: PathId, min_position: MinPosition = None
 ) -> d.KeyDetailsAnswer:

@@ -9,6 +9,7 @@ Litestar handler, so validation errors and waits stay exactly the framework's.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -17,6 +18,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import queries as q
 from contracts.codec import json_encoder
+from services.common import metrics
 from services.projections.http.context import CALLER, visible_key
 from services.projections.http.gate import caller_of
 from services.projections.model.answers import check_answer
@@ -164,6 +166,7 @@ class FastCheck:
         marker = self.freshness
         if marker.refuse_when_stale and marker.freshness.stale_lag(model.position) is not None:
             return None  # the handler refuses it with a 503
+        started = time.perf_counter()
         decision = check(
             model,
             visible_key(caller, model, parsed[0].decode()),
@@ -172,4 +175,5 @@ class FastCheck:
             parsed[3],
             self.clock(),
         )
+        metrics.count_check(started, decision.allowed, decision.denied_because)
         return json_encoder.encode(marker.fresh(check_answer(decision, model.position)))

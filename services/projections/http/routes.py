@@ -4,6 +4,7 @@ keys, health and readiness. Tokens are hashed at once and never logged."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,8 +19,16 @@ from contracts import audit as a
 from contracts import queries as q
 from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
+from services.common import metrics
 from services.projections.audit import queries as audit_queries
-from services.projections.http.context import caller_in, context_of, visible, visible_key
+from services.projections.http.context import (
+    QueryContext,
+    caller_in,
+    context_of,
+    visible,
+    visible_key,
+)
+from services.projections.http.responses import ERRORS, SECURED, error_spec
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import (
     CURSOR_MAX,
@@ -28,17 +37,33 @@ from services.projections.model.answers import (
     permissions_answer,
 )
 from services.projections.model.listing import MAX_PAGE_ENTRIES, PAGE_ENTRIES
+from services.projections.model.state import ReadModel
 from services.projections.model.verification import verify_secret
+from services.projections.runtime.callers import Caller
 
-_ID = rf"^[^\s\x00-\x1f\x7f]{{1,{ID_MAX}}}$"
+# explicit ranges, not \s: Python's \s also matches U+0085 and other Unicode spaces, the
+# document's (ECMA) regex dialect does not, and the two must refuse the same ids
+_ID = rf"^[^\x00-\x20\x7f-\x9f]{{1,{ID_MAX}}}$"
 _PERMISSION = r"^[^\x00-\x1f\x7f]{1,200}$"
+# the largest integer a JSON reader is sure to hold exactly (positions never come near it)
+MAX_POSITION = 2**53 - 1
 Id = Annotated[str, QueryParameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
 PathId = Annotated[str, Parameter(pattern=_ID, min_length=1, max_length=ID_MAX)]
 PermissionName = Annotated[str, QueryParameter(pattern=_PERMISSION, min_length=1, max_length=200)]
-MinPosition = Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)]
+# gt=-1 rather than ge=0: the OpenAPI generator drops a bound of 0 (falsy), and the document
+# must say that a negative position is refused
+MinPosition = Annotated[
+    int | None,
+    QueryParameter(
+        gt=-1,
+        le=MAX_POSITION,
+        description="answer once this position is applied; 503 if it is not within "
+        "APIKEYS_MIN_POSITION_WAIT seconds",
+    ),
+]
 ItemOwner = Annotated[Literal["key"] | None, QueryParameter()]
 AsOf = Annotated[datetime | None, QueryParameter(description="RFC 3339 instant")]
-AfterPosition = Annotated[int, QueryParameter(ge=0, le=2**63 - 1)]
+AfterPosition = Annotated[int, QueryParameter(gt=-1, le=MAX_POSITION)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 PageSize = Annotated[
     int,
@@ -64,21 +89,6 @@ def _queries(*names: str, scope: str | None = None) -> dict[str, Any]:
     return options
 
 
-_ERROR_RESPONSES = {
-    401: ResponseSpec(
-        q.ErrorAnswer,
-        description="With a callers file (APIKEYS_CALLERS_FILE): no caller token, or an unknown "
-        "one (`unauthenticated`)",
-    ),
-    403: ResponseSpec(
-        q.ErrorAnswer,
-        description="With a callers file: the caller lacks the scope the query needs (`audit` "
-        "for `as_of` and `explain`), or may not ask about the organization (`forbidden`)",
-    ),
-}
-_SECURED: dict[str, Any] = {"responses": _ERROR_RESPONSES, "security": [{"callerToken": []}]}
-
-
 @get(
     "/v1/check",
     opt=_queries(
@@ -91,7 +101,7 @@ _SECURED: dict[str, Any] = {"responses": _ERROR_RESPONSES, "security": [{"caller
         "explain",
         scope="check",
     ),
-    **_SECURED,
+    **SECURED,
 )
 async def check(
     request: Request[Any, Any, Any],
@@ -118,13 +128,21 @@ async def check(
                 audit_queries.check, context.audit_store(), model, asked, context.clock()
             )
         )
+    started = time.perf_counter()
     decision = model_queries.check(
         model, key, permission, location_id, item_owner == "key", context.clock()
     )
+    metrics.count_check(started, decision.allowed, decision.denied_because)
     return context.fresh(check_answer(decision, model.position))
 
 
-@post("/v1/verify", status_code=200, opt=_queries("min_position", scope="verify"), **_SECURED)
+@post(
+    "/v1/verify",
+    status_code=200,
+    opt=_queries("min_position", scope="verify"),
+    responses={**SECURED["responses"], 413: error_spec("body over 8 KiB")},
+    security=SECURED["security"],
+)
 async def verify(
     request: Request[Any, Any, Any],
     state: State,
@@ -134,6 +152,16 @@ async def verify(
     context = context_of(state)
     model = await context.model_at(min_position)
     context.refuse_if_stale()
+    started = time.perf_counter()
+    answer = _verify(context, model, data, caller_in(request.scope))
+    metrics.verify_seconds.observe(time.perf_counter() - started)
+    metrics.verifies.labels(answer.code).inc()
+    return context.fresh(answer)
+
+
+def _verify(
+    context: QueryContext, model: ReadModel, data: q.VerifyRequest, caller: Caller | None
+) -> q.VerifyAnswer:
     token = data.token
     if has_prefix(token) and not checksum_ok(token):
         return q.VerifyAnswer(
@@ -144,7 +172,7 @@ async def verify(
             position=model.position,
         )
     now = context.clock()
-    found = visible(caller_in(request.scope), verify_secret(model, token_sha256(token), now))
+    found = visible(caller, verify_secret(model, token_sha256(token), now))
     allowed = None
     if data.permission is not None and data.location_id is not None:
         allowed = (
@@ -153,15 +181,13 @@ async def verify(
                 model, found.key_id or "", data.permission, data.location_id, False, now
             ).allowed
         )
-    return context.fresh(
-        q.VerifyAnswer(
-            valid=found.code == "VALID",
-            code=found.code,
-            key_id=found.key_id,
-            organization_id=found.organization_id,
-            allowed=allowed,
-            position=model.position,
-        )
+    return q.VerifyAnswer(
+        valid=found.code == "VALID",
+        code=found.code,
+        key_id=found.key_id,
+        organization_id=found.organization_id,
+        allowed=allowed,
+        position=model.position,
     )
 
 
@@ -173,7 +199,7 @@ async def verify(
         "entries, fewer when the page's work budget ends it first. While `next_cursor` is "
         "not null, pass it as `cursor` for the next page."
     ),
-    **_SECURED,
+    **SECURED,
 )
 async def key_permissions(
     request: Request[Any, Any, Any],
@@ -207,7 +233,7 @@ async def key_permissions(
 @get(
     "/v1/keys/{key_id:str}/history",
     opt=_queries("after_position", "limit", "min_position", scope="audit"),
-    **_SECURED,
+    **SECURED,
 )
 async def key_history(
     request: Request[Any, Any, Any],
@@ -232,7 +258,7 @@ async def key_history(
 @get(
     "/v1/organizations/{organization_id:str}/keys",
     opt=_queries("permission", "location_id", "min_position", scope="list"),
-    **_SECURED,
+    **SECURED,
 )
 async def organization_keys(
     state: State,
@@ -260,12 +286,32 @@ async def organization_keys(
     )
 
 
-@get("/health", opt=_queries())
+@get("/metrics", opt=_queries(), include_in_schema=False)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    """Prometheus metrics; the lag and position gauges are read at the scrape."""
+    context = context_of(state)
+    position = context.live.position
+    metrics.projection_position.set(position)
+    metrics.projection_lag.set(context.freshness.lag_seconds(position) or 0.0)
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+@get("/health", opt=_queries(), responses={405: ERRORS[405]})
 async def health(state: State) -> q.HealthAnswer:
     return q.HealthAnswer(status="ok", position=context_of(state).live.position)
 
 
-@get("/ready", opt=_queries())
+@get(
+    "/ready",
+    opt=_queries(),
+    responses={
+        405: ERRORS[405],
+        503: ResponseSpec(
+            q.HealthAnswer, description="not ready (reason)", generate_examples=False
+        ),
+    },
+)
 async def ready(state: State) -> Response[q.HealthAnswer]:
     """200 while the events stream and the view store answer and the model is within the
     ready lag of what has been stored."""

@@ -1,0 +1,50 @@
+"""The Prometheus metrics of both services (``GET /metrics``), in one registry per process.
+
+Counters and histograms are updated where the work happens; gauges that mirror state kept
+elsewhere (lags, positions) are set just before each scrape by the service's ``refresh``.
+No label ever holds a token, a hash or an id chosen by a client (only types, statuses, codes).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+commands = Counter("apikeys_commands", "Commands answered, by type and status", ["type", "status"])
+dead_letters = Counter("apikeys_dead_letters", "Entries dead-lettered, by reason", ["reason"])
+batch_size = Histogram("apikeys_batch_size", "Entries per handled batch", buckets=BATCH_BUCKETS)
+batch_seconds = Histogram(
+    "apikeys_batch_seconds", "Time to handle a batch (store and answer)", buckets=LATENCY_BUCKETS
+)
+relay_lag = Gauge("apikeys_relay_lag_positions", "Stored position minus published position")
+relay_lag_seconds = Gauge("apikeys_relay_lag_seconds", "Age of the oldest unpublished event")
+projection_lag = Gauge(
+    "apikeys_projection_lag_seconds", "Age of the oldest stored event the projection lacks"
+)
+projection_position = Gauge("apikeys_projection_position", "Position the read model reflects")
+checks = Counter("apikeys_checks", "Checks answered, by outcome", ["outcome"])
+check_seconds = Histogram(
+    "apikeys_check_seconds", "Time to decide a check", buckets=LATENCY_BUCKETS
+)
+verifies = Counter("apikeys_verifies", "Verifications answered, by code", ["code"])
+verify_seconds = Histogram(
+    "apikeys_verify_seconds", "Time to answer a verification", buckets=LATENCY_BUCKETS
+)
+reconnects = Counter(
+    "apikeys_reconnects", "Outages of a dependency that ended (a reconnect)", ["dependency"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body and content type of ``GET /metrics``."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def count_check(started: float, allowed: bool, denied_because: str | None) -> None:
+    """One check decided since ``started`` (a ``time.perf_counter()``)."""
+    check_seconds.observe(time.perf_counter() - started)
+    checks.labels("allowed" if allowed else (denied_because or "denied")).inc()

@@ -1,0 +1,130 @@
+"""The client's queries and subscriptions against the real services: typed answers,
+read-your-writes, resumable events, a missing range detected, a consumer group's shares."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from client import ApiKeysClient, EventsMissing, ProjectionUnavailable, QueryRejected
+from contracts import events as ev
+from contracts.queries import KeyPermissionsAnswer, OrganizationKeysAnswer
+from tests.integration.conftest import Product
+
+
+async def organization_with_key(client: ApiKeysClient) -> tuple[str, str, int]:
+    organization = f"org-{uuid.uuid4().hex[:8]}"
+    await client.enable_api_module(organization, raise_on_reject=True)
+    await client.grant_api_administrator(organization, "alice", raise_on_reject=True)
+    await client.define_location(organization, "plant-7", "Plant 7", raise_on_reject=True)
+    await client.define_role(
+        organization, "exporter", "Exporter", [("view_private", "location_and_below")]
+    )
+    created = await client.create_key(
+        organization, "alice", "Export", ["plant-7"], ["exporter"], raise_on_reject=True
+    )
+    assert created.result.position is not None
+    return organization, created.key_id, created.result.position
+
+
+async def test_every_query_answers_with_the_contract_struct(product: Product) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        organization, key_id, position = await organization_with_key(client)
+        check = await client.check(key_id, "view_private", "plant-7", min_position=position)
+        assert check.allowed and check.position >= position
+        explained = await client.check(key_id, "view_private", "plant-7", explain=True)
+        assert explained.explanation and explained.explanation[0].role_id == "exporter"
+        before = await client.check(
+            key_id, "view_private", "plant-7", as_of=datetime(2000, 1, 1, tzinfo=UTC)
+        )
+        assert not before.allowed
+        permissions = await client.permissions(key_id)
+        assert isinstance(permissions, KeyPermissionsAnswer) and permissions.status == "active"
+        holders = await client.keys_with_permission(organization, "view_private", "plant-7")
+        assert isinstance(holders, OrganizationKeysAnswer)
+        assert [k.key_id for k in holders.keys] == [key_id]
+        history = await client.history(key_id, min_position=position)
+        assert [e.type for e in history.entries] == ["ApiKeyCreated"]
+
+
+async def test_query_errors_are_typed(product: Product) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        with pytest.raises(QueryRejected) as rejected:
+            await client.check("k", "p", "l", min_position=-1)
+        assert rejected.value.status == 400 and rejected.value.error
+        with pytest.raises(ProjectionUnavailable) as unavailable:
+            await client.check("k", "p", "l", min_position=10**12)
+        assert unavailable.value.position is not None
+    async with ApiKeysClient(product.settings(projection_url="http://127.0.0.1:9")) as client:
+        with pytest.raises(ProjectionUnavailable):
+            await client.check("k", "p", "l")
+
+
+async def collect(iterator, count: int, timeout: float = 20.0) -> list[ev.AnyEvent]:  # type: ignore[no-untyped-def]
+    found: list[ev.AnyEvent] = []
+
+    async def take() -> None:
+        async for event in iterator:
+            found.append(event)
+            if len(found) == count:
+                return
+
+    await asyncio.wait_for(take(), timeout)
+    return found
+
+
+async def test_events_resume_after_a_position_without_gap_or_repeat(product: Product) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        _, key_id, position = await organization_with_key(client)
+        first = await collect(client.events(after=0), 3)
+        assert all(isinstance(e, ev.Event) for e in first)
+        resumed = await collect(client.events(after=first[1].position), 1)
+        assert resumed[0].position == first[2].position
+        last = await collect(client.events(after=position - 1), 1)
+        assert isinstance(last[0], ev.ApiKeyCreated) and last[0].key_id == key_id
+
+
+async def test_a_position_older_than_the_stream_raises_events_missing(product: Product) -> None:
+    stream = f"window-{uuid.uuid4().hex[:8]}"
+    async with ApiKeysClient(product.settings(events_stream=stream)) as client:
+        source = product.topology.streams.events
+        for entry_id, fields in await client.redis.xrange(source, count=5):
+            await client.redis.xadd(stream, fields, id=entry_id)
+        entries = await client.redis.xrange(stream)
+        assert len(entries) == 5
+        await client.redis.xdel(stream, entries[1][0], entries[2][0])  # the window moved on
+        kept_first = (await collect(client.events(after=0), 1))[0]
+        with pytest.raises(EventsMissing) as missing:
+            await collect(client.events(after=kept_first.position), 1)
+        assert missing.value.after_position == kept_first.position
+        assert "apikeys export --since" in str(missing.value)
+
+
+async def test_a_consumer_group_shares_the_events_out_once(product: Product) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        await organization_with_key(client)
+        total = await client.redis.xlen(product.topology.streams.events)
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        one = client.group_events(group, "one", count=3)
+        two = client.group_events(group, "two", count=3)
+        seen: list[int] = []
+
+        async def drain(iterator) -> None:  # type: ignore[no-untyped-def]
+            async for event in iterator:
+                seen.append(event.position)
+                await asyncio.sleep(0)
+                if len(seen) >= total:
+                    return
+
+        done, pending = await asyncio.wait(
+            {asyncio.create_task(drain(one)), asyncio.create_task(drain(two))},
+            timeout=20,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in pending:
+            task.cancel()
+        assert done
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == total
