@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from contracts.tokens import new_token, token_hint, token_sha256
+from services.bulk_import.main import add_command as add_import_command
 from services.local.embedded_redis import redis_cli_binary
 from services.local.run import embedded_redis_url, run
 from services.projections.cli import add_commands as add_audit_commands
@@ -92,7 +93,7 @@ def new_token_command(args: argparse.Namespace) -> int:
 
 
 # Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
-LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections", "dead-letters"}
+LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections", "dead-letters", "import"}
 
 
 def redis_cli(args: argparse.Namespace) -> int:
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
     add_audit_commands(sub)
+    add_import_command(sub)
     cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")
     cli.add_argument("arguments", nargs=argparse.REMAINDER)
     cli.set_defaults(func=redis_cli)
