@@ -103,8 +103,13 @@ def baseline_rate(product: Product, client: redis.Redis, count: int) -> float:
         line = key_line(org, i)
         del line["organization_id"], line["actor_id"]
         commands.append(
-            {"type": "CreateApiKey", "command_id": f"base-{i}", "organization_id": org,
-             "actor_id": "alice", **line}  # fmt: skip
+            {
+                "type": "CreateApiKey",
+                "command_id": f"base-{i}",
+                "organization_id": org,
+                "actor_id": "alice",
+                **line,
+            }  # fmt: skip
         )
     payloads = [json.dumps(c).encode() for c in commands]
     started = time.perf_counter()
@@ -131,8 +136,19 @@ def start_profilers(product: Product, directory: Path) -> list[subprocess.Popen[
             out = directory / f"{role}.txt"
             profilers.append(
                 subprocess.Popen(
-                    [str(py_spy), "record", "--pid", str(process.pid), "--format", "raw",
-                     "--rate", "50", "--output", str(out), "--nonblocking"],  # fmt: skip
+                    [
+                        str(py_spy),
+                        "record",
+                        "--pid",
+                        str(process.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "50",
+                        "--output",
+                        str(out),
+                        "--nonblocking",
+                    ],  # fmt: skip
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -231,7 +247,8 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     if rate:
         print(
             f"  same-run baseline, one CreateApiKey per key: {rate:,.0f} keys/s, "
-            f"so {baseline_seconds:.0f} s for {keys:,} keys (ratio {baseline_seconds / seconds:.1f}x)"
+            f"so {baseline_seconds:.0f} s for {keys:,} keys "
+            f"(ratio {baseline_seconds / seconds:.1f}x)"
         )
     second = result["second_run"]
     print(
@@ -241,7 +258,8 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     cpu = result["cpu"]
     shares = ", ".join(f"{role} {value / seconds:.2f}" for role, value in cpu.items())
     print(f"  cores used during the import: {shares} (2 on this machine)")
-    print(f"  CPU seconds: {sum(cpu.values()):.0f} in all, {1e6 * sum(cpu.values()) / keys:.0f} us/key")
+    total = sum(cpu.values())
+    print(f"  CPU seconds: {total:.0f} in all, {1e6 * total / keys:.0f} us per key")
     (b1, b5, _), (a1, a5, _) = result["load"]
     print(f"  load average before {b1:.2f} (5 min {b5:.2f}), after {a1:.2f} (5 min {a5:.2f})")
     return {

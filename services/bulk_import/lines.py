@@ -165,4 +165,3 @@ def batches(stream: BinaryIO) -> Iterator[Batch | BadLine]:
             continue
         yield from grouper.add(*parsed, number)
     yield from grouper.finish()
-

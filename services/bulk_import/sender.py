@@ -53,7 +53,9 @@ class Tally:
                 self.already_present += 1
             else:
                 error = outcome.error
-                self.reject(line, error.code if error else "rejected", error.message if error else "")
+                self.reject(
+                    line, error.code if error else "rejected", error.message if error else ""
+                )
 
 
 class Sender:
@@ -127,7 +129,7 @@ class Sender:
 
     async def _follow(self, after: Any) -> None:
         while not self.stopping:
-            reply = await self.redis.xread(
+            reply: Any = await self.redis.xread(
                 {self.results_stream: after}, count=100, block=FOLLOW_BLOCK_MS
             )
             for _, entries in reply or ():

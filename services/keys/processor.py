@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts.commands import AnyCommand, ImportApiKeys
 from contracts.results import CommandResult, Error
+from services.common import collector
 from services.keys.cache import AggregateCache
 from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
 from services.keys.handlers import handle
@@ -105,7 +106,8 @@ class CommandProcessor:
         transaction of its own, which bounds the memory a batch of imports holds."""
         results: list[CommandResult] = []
         for part in _parts(entries, BATCH_KEYS):
-            results.extend(self._process_batch(part))
+            with collector.paused():
+                results.extend(self._process_batch(part))
         return results
 
     def _process_batch(self, entries: list[Entry]) -> list[CommandResult]:

@@ -43,7 +43,9 @@ class Running:
         self.redis = redis.Redis(port=self.redis_port)
 
     def check(self, key_id: str) -> bool:
-        query = urllib.parse.urlencode({"key_id": key_id, "permission": "perm0", "location_id": "L1"})
+        query = urllib.parse.urlencode(
+            {"key_id": key_id, "permission": "perm0", "location_id": "L1"}
+        )
         url = f"http://127.0.0.1:{self.http_port}/v1/check?{query}"
         with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310
             return bool(json.loads(answer.read())["allowed"])

@@ -70,9 +70,7 @@ def import_of(command_id: str, *keys: dict[str, Any], actor: str = "alice") -> d
 
 
 def outcome_codes(result: CommandResult) -> list[tuple[str, str, str | None]]:
-    return [
-        (o.key_id, o.status, o.error.code if o.error else None) for o in result.outcomes or []
-    ]
+    return [(o.key_id, o.status, o.error.code if o.error else None) for o in result.outcomes or []]
 
 
 def published(app: ApiKeysApplication) -> list[e.Event]:

@@ -50,11 +50,15 @@ def commands(items: list[Batch | BadLine]) -> list[ImportApiKeys]:
 class TestGrouping:
     def test_keys_are_grouped_by_organization_and_actor_in_line_order(self) -> None:
         items = list(
-            batches(source(line("a1"), line("b1", org="other"), line("a2"), line("c1", actor="bob")))
+            batches(
+                source(line("a1"), line("b1", org="other"), line("a2"), line("c1", actor="bob"))
+            )
         )
         groups = {(b.organization_id, b.actor_id): b.lines for b in items if isinstance(b, Batch)}
         assert groups == {("acme", "alice"): [1, 3], ("other", "alice"): [2], ("acme", "bob"): [4]}
-        keys = {(c.organization_id, c.actor_id): [k.key_id for k in c.keys] for c in commands(items)}
+        keys = {
+            (c.organization_id, c.actor_id): [k.key_id for k in c.keys] for c in commands(items)
+        }
         assert keys[("acme", "alice")] == ["a1", "a2"]
 
     def test_a_command_holds_at_most_the_import_limit_of_keys(self) -> None:
