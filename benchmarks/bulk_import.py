@@ -39,6 +39,7 @@ from benchmarks.product import Product, last_position, wait_projection, wait_res
 from tests.support.scenario import organization_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 TARGET_SECONDS = 120.0
 TARGET_KEYS = 1_000_000
 
@@ -287,7 +288,11 @@ def main() -> None:
     parser.add_argument("--baseline-keys", type=int, default=20_000, help="0: no baseline")
     parser.add_argument("--profile", type=Path, help="write py-spy raw stacks here")
     args = parser.parse_args()
-    report(measure(args.keys, args.organizations, args.baseline_keys, args.profile))
+    row = report(measure(args.keys, args.organizations, args.baseline_keys, args.profile))
+    row["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bulk-import-latest.json").write_text(json.dumps(row, indent=2) + "\n")
+    print("written to benchmarks/results/bulk-import-latest.json")
 
 
 if __name__ == "__main__":
