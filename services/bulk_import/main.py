@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, BinaryIO
 
+from redis.exceptions import RedisError
+
 from services.bulk_import.lines import batches
 from services.bulk_import.sender import NoAnswer, Sender, Tally
 from services.common.redis_client import connect
@@ -91,7 +93,7 @@ async def run_import(
         await sender.run(items)
     except NoAnswer as error:
         failure = str(error)
-    except OSError as error:  # Redis unreachable
+    except (OSError, RedisError) as error:  # Redis unreachable
         failure = f"Redis at {redis_url}: {error}"
     finally:
         progress.cancel()

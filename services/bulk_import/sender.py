@@ -92,9 +92,9 @@ class Sender:
             self.stopping = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(follower, FOLLOW_BLOCK_MS / 1000 + 5)
-        for batch in self.pending.values():
-            self.tally.unanswered += len(batch.lines)
-        self.pending.clear()
+            for batch in self.pending.values():
+                self.tally.unanswered += len(batch.lines)
+            self.pending.clear()
         return self.tally
 
     async def _send_all(self, items: Iterator[Batch | BadLine]) -> None:
