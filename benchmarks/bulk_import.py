@@ -95,8 +95,9 @@ def wait_visible(product: Product, key_ids: list[str], timeout: float = 1800.0) 
     return time.perf_counter()
 
 
-def baseline_rate(product: Product, client: redis.Redis, count: int) -> float:
-    """Keys per second through one CreateApiKey each, first XADD to the last key visible."""
+def baseline_rate(product: Product, client: redis.Redis, count: int) -> tuple[float, float]:
+    """Keys per second through one CreateApiKey each, first XADD to the last key visible, and
+    the CPU seconds per key the product used meanwhile."""
     org = "baseline"
     set_up(product, client, [org])
     commands = []
@@ -113,10 +114,13 @@ def baseline_rate(product: Product, client: redis.Redis, count: int) -> float:
             }  # fmt: skip
         )
     payloads = [json.dumps(c).encode() for c in commands]
+    processes = product.tree()
+    before = cpu_seconds(processes)
     started = time.perf_counter()
     xadd_all(client, "apikeys.commands", payloads)
     finished = wait_visible(product, [commands[-1]["key_id"]])
-    return count / (finished - started)
+    used = sum(cpu_seconds(processes).values()) - sum(before.values())
+    return count / (finished - started), used / count
 
 
 def cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
@@ -185,7 +189,9 @@ def measure(keys: int, organizations: int, baseline_keys: int, profile: Path | N
         last = write_lines(path, orgs, keys)
         with Product() as product:
             client = redis.Redis.from_url(product.redis_url)
-            baseline = baseline_rate(product, client, baseline_keys) if baseline_keys else None
+            baseline, baseline_cpu = (
+                baseline_rate(product, client, baseline_keys) if baseline_keys else (None, None)
+            )
             set_up(product, client, orgs)
             processes = product.tree()
             profilers = start_profilers(product, profile) if profile else []
@@ -216,6 +222,7 @@ def measure(keys: int, organizations: int, baseline_keys: int, profile: Path | N
         "summary": summary.splitlines()[-1] if summary else "",
         "second_run": second,
         "baseline_rate": baseline,
+        "baseline_cpu_per_key": baseline_cpu,
         "cpu": {role: after[role] - before.get(role, 0.0) for role in after},
         "load": (load_before, load_after),
     }
@@ -260,7 +267,13 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     shares = ", ".join(f"{role} {value / seconds:.2f}" for role, value in cpu.items())
     print(f"  cores used during the import: {shares} (2 on this machine)")
     total = sum(cpu.values())
-    print(f"  CPU seconds: {total:.0f} in all, {1e6 * total / keys:.0f} us per key")
+    per_key = 1e6 * total / keys
+    print(f"  CPU seconds: {total:.0f} in all, {per_key:.0f} us per key", end="")
+    if result["baseline_cpu_per_key"]:
+        base = 1e6 * result["baseline_cpu_per_key"]
+        print(f" (one CreateApiKey per key: {base:.0f} us per key, ratio {base / per_key:.1f}x)")
+    else:
+        print()
     (b1, b5, _), (a1, a5, _) = result["load"]
     print(f"  load average before {b1:.2f} (5 min {b5:.2f}), after {a1:.2f} (5 min {a5:.2f})")
     return {
@@ -272,6 +285,10 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
         "baseline_name": "one CreateApiKey per key, same run, scaled",
         "ratio": round(baseline_seconds / seconds, 2) if baseline_seconds else None,
         "cpu_share": {role: round(value / seconds, 2) for role, value in cpu.items()},
+        "cpu_us_per_key": round(per_key),
+        "baseline_cpu_us_per_key": round(1e6 * result["baseline_cpu_per_key"])
+        if result["baseline_cpu_per_key"]
+        else None,
         "load_average": result["load"],
         "second_run": second,
     }
