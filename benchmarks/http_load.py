@@ -23,7 +23,7 @@ end
 function request()
   i = i + 1
   if i > #paths then i = 1 end
-  return wrk.format("GET", paths[i])
+  return wrk.format("GET", paths[i], HEADERS)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -56,16 +56,31 @@ def tool_name(choice: str = "auto") -> str:
     return choice
 
 
-def run(url: str, paths: list[str], seconds: float, connections: int, tool: str) -> Load:
+def run(
+    url: str,
+    paths: list[str],
+    seconds: float,
+    connections: int,
+    tool: str,
+    headers: dict[str, str] | None = None,
+) -> Load:
+    """``headers`` go with every request (say, a caller's Authorization)."""
     if tool == "wrk":
-        return _wrk(url, paths, seconds, connections)
-    return asyncio.run(_python(url, paths, seconds, connections))
+        return _wrk(url, paths, seconds, connections, headers or {})
+    return asyncio.run(_python(url, paths, seconds, connections, headers or {}))
 
 
-def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
+def _lua_headers(headers: dict[str, str]) -> str:
+    pairs = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+    return "HEADERS = {" + pairs + "}\n"
+
+
+def _wrk(
+    url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str]
+) -> Load:
     with tempfile.TemporaryDirectory() as tmp:
         script, listing = Path(tmp, "paths.lua"), Path(tmp, "paths.txt")
-        script.write_text(WRK_SCRIPT)
+        script.write_text(_lua_headers(headers) + WRK_SCRIPT)
         listing.write_text("\n".join(paths) + "\n")
         # one wrk thread: the server is one process on a 2-core machine, leave it a core
         out = subprocess.run(
@@ -97,8 +112,11 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int) -> Load:
     )
 
 
-async def _python(url: str, paths: list[str], seconds: float, connections: int) -> Load:
+async def _python(
+    url: str, paths: list[str], seconds: float, connections: int, headers: dict[str, str]
+) -> Load:
     host, port = url.removeprefix("http://").rstrip("/").split(":")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     latencies: list[float] = []
     bad = [0]
     started = time.perf_counter()
@@ -108,7 +126,8 @@ async def _python(url: str, paths: list[str], seconds: float, connections: int) 
         reader, writer = await asyncio.open_connection(host, int(port))
         i = offset
         while time.perf_counter() < deadline:
-            request = f"GET {paths[i % len(paths)]} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            path = paths[i % len(paths)]
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
             i += connections
             sent = time.perf_counter()
             writer.write(request)

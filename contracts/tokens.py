@@ -9,6 +9,9 @@ import secrets
 import zlib
 
 PREFIX = "apk"
+# the tokens callers of the query API present (``apikeys new-caller``): another prefix, so a
+# key's token and a caller's are never mistaken for each other
+CALLER_PREFIX = "apc"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_LEN = 32
 _CHECKSUM_LEN = 6

@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
-from contracts.tokens import new_token, token_hint, token_sha256
+from contracts.callers import CALLER_SCOPES, CallerEntry
+from contracts.codec import json_encoder
+from contracts.tokens import CALLER_PREFIX, new_token, token_hint, token_sha256
 from services.bulk_import.main import add_command as add_import_command
 from services.local.embedded_redis import redis_cli_binary
 from services.local.run import embedded_redis_url, run
@@ -92,6 +94,31 @@ def new_token_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_caller_command(args: argparse.Namespace) -> int:
+    """A caller token for the query API and the callers-file entry holding only its hash."""
+    import msgspec
+
+    token = new_token(CALLER_PREFIX)
+    fields = {
+        "name": args.name,
+        "secret_sha256": token_sha256(token),
+        "scopes": sorted(set(args.scope)),
+        "organizations": list(dict.fromkeys(args.organization)),
+    }
+    try:
+        entry = msgspec.convert(fields, CallerEntry)
+    except msgspec.ValidationError as error:
+        print(f"apikeys new-caller: {error}", file=sys.stderr)
+        return 2
+    print(f"token  {token}")
+    print(
+        "Give the token to the caller (it sends Authorization: Bearer <token>); it is shown "
+        "only now.\nAdd this object to the list in APIKEYS_CALLERS_FILE:"
+    )
+    print(json_encoder.encode(entry).decode())
+    return 0
+
+
 # Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
 LOCAL_TOOLS = {"redis-cli", "rebuild-projections", "verify-projections", "dead-letters", "import"}
 
@@ -127,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--prefix", default="apk")
     token.add_argument("--shell", action="store_true", help="print NAME=value lines for eval")
     token.set_defaults(func=new_token_command)
+    caller = sub.add_parser("new-caller", help="make a caller token for the query API")
+    caller.add_argument("--name", required=True, help="the caller's name (logs and counts)")
+    caller.add_argument(
+        "--scope", action="append", required=True, choices=CALLER_SCOPES, help="repeatable"
+    )
+    caller.add_argument(
+        "--organization",
+        action="append",
+        required=True,
+        help="an organization id it may ask about, repeatable; '*' for every organization",
+    )
+    caller.set_defaults(func=new_caller_command)
     add_audit_commands(sub)
     add_import_command(sub)
     cli = sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL")

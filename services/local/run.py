@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -26,7 +27,9 @@ def wait_for_health(url: str, child: Child, supervisor: Supervisor, notice: floa
         if not supervisor.look_after(child):
             raise SystemExit(f"{child.name} keeps failing before {url} answers")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+            # our own child: its certificate (APIKEYS_TLS_CERT) need not be trusted here
+            context = ssl._create_unverified_context() if url.startswith("https:") else None
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:  # noqa: S310
                 if response.status == 200:
                     return
         except OSError:
@@ -88,10 +91,13 @@ def _add_services(supervisor: Supervisor, env: dict[str, str]) -> None:
             lambda: spawn([sys.executable, "-m", "services.projections"], env),
         )
     )
-    wait_for_health(f"http://{http_addr}/health", projections, supervisor)
+    scheme = "https" if env.get("APIKEYS_TLS_CERT") else "http"
+    wait_for_health(f"{scheme}://{http_addr}/health", projections, supervisor)
     if not supervisor.stopping:
         print(f"projections  view store {redacted(env['APIKEYS_VIEW_STORE'])}", flush=True)
-        print(f"ready: queries and GET /health on http://{http_addr} (Ctrl-C stops)", flush=True)
+        print(
+            f"ready: queries and GET /health on {scheme}://{http_addr} (Ctrl-C stops)", flush=True
+        )
 
 
 def _started(redis: EmbeddedRedis) -> subprocess.Popen[bytes]:

@@ -29,9 +29,11 @@ from services.common.resilience import (
 from services.projections.feed.catchup import Replayer
 from services.projections.feed.follower import StreamFollower
 from services.projections.http.app import create_app, query_context, served
+from services.projections.runtime.access import StartRefused, who_may_ask
+from services.projections.runtime.callers import Callers
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
-from services.projections.runtime.settings import Settings
+from services.projections.runtime.settings import Settings, TlsFiles
 from services.projections.store import open_store
 from services.projections.store.schema import READ_POSITION
 from services.projections.store.sql import SqlViewStore
@@ -40,7 +42,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def build_app(live: LiveReadModel, settings: Settings, freshness: Freshness) -> Any:
+def build_app(
+    live: LiveReadModel, settings: Settings, freshness: Freshness, callers: Callers | None = None
+) -> Any:
     """The served app; its audit queries get their store once it is open (``event_log``)."""
     return served(
         create_app(
@@ -49,14 +53,19 @@ def build_app(live: LiveReadModel, settings: Settings, freshness: Freshness) -> 
             ready_lag_seconds=settings.ready_lag_seconds,
             freshness=freshness,
             refuse_when_stale=settings.refuse_when_stale,
+            callers=callers,
         )
     )
 
 
-def server_config(app: Any, limits: HttpLimits) -> uvicorn.Config:
-    """The HTTP server settings (the check benchmark serves its bare baseline with these too)."""
+def server_config(app: Any, limits: HttpLimits, tls: TlsFiles | None = None) -> uvicorn.Config:
+    """The HTTP server settings (the check benchmark serves its bare baseline with these too);
+    with ``tls`` (certificate and key files) it answers HTTPS only."""
     # no proxy-header rewriting: nothing reads the client address, and it is a layer per request
-    return http_config(app, limits, proxy_headers=False)
+    options: dict[str, Any] = {"proxy_headers": False}
+    if tls is not None:
+        options.update(ssl_certfile=tls[0], ssl_keyfile=tls[1])
+    return http_config(app, limits, **options)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -99,6 +108,7 @@ def _open(settings: Settings) -> Callable[[], Awaitable[SqlViewStore]]:
 async def serve_async(settings: Settings) -> None:
     """Answer /health at once; load the model (waiting out a store outage), then follow the
     stream; SIGINT or SIGTERM stops it all."""
+    access = who_may_ask(settings)  # before anything listens
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -108,11 +118,15 @@ async def serve_async(settings: Settings) -> None:
     live = LiveReadModel(loaded=False)  # queries answer 503 "starting" meanwhile
     listener = listen(settings.http_host, settings.http_port)
     host, port = listener.getsockname()[:2]
-    app = build_app(live, settings, freshness)
-    server = HttpServer(server_config(app, settings.http_limits))
+    app = build_app(live, settings, freshness, None if access is None else access.callers)
+    tls = settings.tls_files
+    server = HttpServer(server_config(app, settings.http_limits, tls))
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
-    print(f"projections listening on http://{host}:{port}", flush=True)
+    scheme = "http" if tls is None else "https"
+    print(f"projections listening on {scheme}://{host}:{port}", flush=True)
     running = Running()
+    if access is not None:
+        running.tasks.append(asyncio.create_task(access.watch(), name="callers-file"))
     try:
         await running.start(settings, live, freshness, stop)
         if running.follower is not None:
@@ -163,7 +177,7 @@ class Running:
             partial(event_log.query, READ_POSITION),
             freshness.store,
         )
-        self.tasks = [
+        self.tasks += [
             asyncio.create_task(self.follower.run(), name="follower"),
             asyncio.create_task(probe.forever(), name="store-probe"),
         ]
@@ -206,12 +220,23 @@ class Running:
 
 
 def serve(settings: Settings) -> None:
-    """Run the consumer and the HTTP server until SIGINT or SIGTERM (blocking)."""
-    run_async(serve_async(settings))
+    """Run the consumer and the HTTP server until SIGINT or SIGTERM (blocking); exit with the
+    reason if it must not start as configured."""
+    configure_logging()
+    try:
+        run_async(serve_async(settings))
+    except StartRefused as refused:
+        raise SystemExit(f"projections: {refused}") from None
 
 
-def main() -> None:
+def configure_logging() -> None:
+    """Warnings and errors; the callers file's and the audit queries' lines too."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    for name in ("apikeys.callers", "apikeys.queries"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def main() -> None:
     serve(Settings.from_env())

@@ -50,3 +50,32 @@ def test_every_service_has_a_health_check_restarts_and_waits_for_healthy_depende
     assert set(services["keys"]["depends_on"]) == {"redis", "postgres"}
     assert set(services["projections"]["depends_on"]) == {"redis", "postgres", "keys"}
     assert "/health" in " ".join(services["keys"]["healthcheck"]["test"])
+
+
+def test_the_projection_service_has_a_callers_file_of_hashes_only() -> None:
+    import yaml
+
+    from contracts.callers import decode_callers
+
+    projections = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][
+        "projections"
+    ]
+    path = projections["environment"]["APIKEYS_CALLERS_FILE"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1)[::-1] for v in projections["volumes"])
+    folder, name = path.rsplit("/", 1)
+    callers = decode_callers((ROOT / mounts[folder] / name).read_bytes())
+    assert [c.name for c in callers] == ["gateway"]
+
+
+def test_no_token_is_committed() -> None:
+    import re
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    # a token: prefix, underscore, 32 random and 6 checksum characters (contracts/tokens.py)
+    token = re.compile(r"\bap[kc]_[0-9A-Za-z]{38}\b")
+    for path in tracked:
+        file = ROOT / path
+        if file.is_file() and file.suffix in {".py", ".md", ".json", ".yml", ".toml", ".txt"}:
+            assert not token.search(file.read_text(errors="replace")), path

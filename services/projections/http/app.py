@@ -9,6 +9,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp
 
@@ -21,6 +22,7 @@ from services.projections.http.context import (
     utc_now,
 )
 from services.projections.http.fast_check import FastCheck
+from services.projections.http.gate import Forbidden, Gate, authorize
 from services.projections.http.routes import (
     check,
     health,
@@ -31,6 +33,8 @@ from services.projections.http.routes import (
     reject_unknown_query_parameters,
     verify,
 )
+from services.projections.runtime.caller_counts import CALLER_COUNTS, CallerCounts
+from services.projections.runtime.callers import Callers
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel, NotLoaded, PositionNotReached
 from services.projections.store.sql import SqlViewStore
@@ -65,6 +69,10 @@ def _stale(_: Request[Any, Any, Any], exc: StaleRefused) -> Response[q.ErrorAnsw
     return Response(answer, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _forbidden(_: Request[Any, Any, Any], exc: Forbidden) -> Response[q.ErrorAnswer]:
+    return Response(q.ErrorAnswer(error="forbidden", detail=str(exc)), status_code=403)
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAnswer]:
     answer = q.ErrorAnswer(error="internal error")
     return Response(answer, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
@@ -72,16 +80,23 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[q.ErrorAn
 
 def query_context(app: ASGIApp) -> QueryContext:
     """The query context of an app from ``served`` (or ``create_app``)."""
-    litestar: Any = app.app if isinstance(app, FastCheck) else app
+    litestar: Any = app
+    while isinstance(litestar, FastCheck | Gate):
+        litestar = litestar.app
     return context_of(litestar.state)
 
 
 def served(app: Litestar) -> ASGIApp:
     """The app as the service serves it: plain checks answered before Litestar's own layers
     (exception middleware, router); the same lean path also sits inside the app as
-    middleware, so an app from ``create_app`` answers exactly as the served one."""
+    middleware, so an app from ``create_app`` answers exactly as the served one. With
+    callers, the gate stands between the lean path and the app."""
     context = context_of(app.state)
-    return FastCheck(app, context.live, context.clock, context)
+    callers, counts = context.callers, context.caller_counts
+    if callers is None:
+        return FastCheck(app, context.live, context.clock, context)
+    gated = Gate(app, callers, counts)
+    return FastCheck(gated, context.live, context.clock, context, callers, counts)
 
 
 def create_app(
@@ -93,18 +108,26 @@ def create_app(
     event_log: SqlViewStore | None = None,
     freshness: Freshness | None = None,
     refuse_when_stale: bool = False,
+    callers: Callers | None = None,
+    caller_counts: CallerCounts = CALLER_COUNTS,
 ) -> Litestar:
+    """The app; with ``callers`` every query needs a caller (``served`` puts the gate in
+    front; without it no query is answered)."""
     context = QueryContext(live, clock, min_position_wait)
     context.freshness = freshness or Freshness(ready_lag_seconds)
     context.refuse_when_stale = refuse_when_stale
     context.event_log = event_log
+    context.callers = callers
+    context.caller_counts = caller_counts
     handlers = [check, verify, key_permissions, key_history, organization_keys, health, ready]
     return Litestar(
         route_handlers=handlers,
         state=State({"queries": context}),
-        middleware=[lambda app: FastCheck(app, live, clock, context)],
+        middleware=[lambda app: FastCheck(app, live, clock, context, callers)],
+        guards=[authorize],
         before_request=reject_unknown_query_parameters,
         exception_handlers={
+            Forbidden: _forbidden,
             HTTPException: _http_error,
             PositionNotReached: _not_reached,
             StaleRefused: _stale,
@@ -112,7 +135,20 @@ def create_app(
             Exception: _unexpected,
         },
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(title="API keys projections", version="1.0.0"),
+        openapi_config=OpenAPIConfig(
+            title="API keys projections",
+            version="1.0.0",
+            components=Components(
+                security_schemes={
+                    "callerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A caller token (`apikeys new-caller`), needed on /v1/* "
+                        "when the service has a callers file (APIKEYS_CALLERS_FILE)",
+                    )
+                }
+            ),
+        ),
         logging_config=None,
         debug=False,
     )

@@ -17,8 +17,12 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from contracts import queries as q
 from contracts.codec import json_encoder
+from services.projections.http.context import CALLER, visible_key
+from services.projections.http.gate import caller_of
 from services.projections.model.answers import check_answer
 from services.projections.model.queries import check
+from services.projections.runtime.caller_counts import CallerCounts
+from services.projections.runtime.callers import Caller, Callers
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
 
@@ -90,7 +94,10 @@ def _parse_any_order(query: bytes) -> tuple[bytes, bytes, bytes, bool] | None:
 
 
 class FastCheck:
-    """ASGI middleware: answers a plainly valid check itself, passes anything else on."""
+    """ASGI middleware: answers a plainly valid check itself, passes anything else on.
+
+    With ``callers``, only the check of a caller with the ``check`` scope (the gate judges
+    every other request); a check answered in front of the gate is counted here."""
 
     def __init__(
         self,
@@ -98,11 +105,15 @@ class FastCheck:
         live: LiveReadModel,
         clock: Callable[[], datetime],
         freshness: StaleMarker,
+        callers: Callers | None = None,
+        counts: CallerCounts | None = None,
     ) -> None:
         self.app = app
         self.live = live
         self.clock = clock
         self.freshness = freshness
+        self.callers = callers
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -110,7 +121,13 @@ class FastCheck:
             and scope["path"] == "/v1/check"
             and scope.get("method") == "GET"
         ):
-            body = self.answer(scope["query_string"])
+            caller = None
+            if self.callers is not None:
+                caller = caller_of(scope, self.callers)
+                if caller is None or "check" not in caller.scopes:
+                    await self.app(scope, receive, send)
+                    return
+            body = self.answer(scope["query_string"], caller)
             if body is not None:
                 length = len(body)
                 await send(
@@ -124,11 +141,14 @@ class FastCheck:
                     }
                 )
                 await send({"type": "http.response.body", "body": body, "more_body": False})
+                if caller is not None and self.counts is not None and CALLER not in scope:
+                    self.counts.count(caller.name, 200)
                 return
         await self.app(scope, receive, send)
 
-    def answer(self, query: bytes) -> bytes | None:
-        """The JSON answer to a plain check's query string, or None to leave it to Litestar."""
+    def answer(self, query: bytes, caller: Caller | None = None) -> bytes | None:
+        """The JSON answer to a plain check's query string, or None to leave it to Litestar;
+        a key of an organization the caller does not see is answered as an unknown one."""
         match = _CANONICAL.fullmatch(query)
         if match is not None:
             key_id, permission, location_id, own = match.groups()
@@ -146,7 +166,7 @@ class FastCheck:
             return None  # the handler refuses it with a 503
         decision = check(
             model,
-            parsed[0].decode(),
+            visible_key(caller, model, parsed[0].decode()),
             parsed[1].decode(),
             parsed[2].decode(),
             parsed[3],

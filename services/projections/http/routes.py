@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -18,7 +19,7 @@ from contracts import queries as q
 from contracts.common import ID_MAX
 from contracts.tokens import checksum_ok, has_prefix, token_sha256
 from services.projections.audit import queries as audit_queries
-from services.projections.http.context import context_of
+from services.projections.http.context import caller_in, context_of, visible, visible_key
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import check_answer, permissions_answer
 from services.projections.model.verification import verify_secret
@@ -36,17 +37,46 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]
 
 
-def _queries(*names: str) -> dict[str, Any]:
-    return {"query_parameters": frozenset(names)}
+def _queries(*names: str, scope: str | None = None) -> dict[str, Any]:
+    """The handler's options: the query parameters it takes, and with a callers file the
+    scope a caller needs (``gate.authorize``)."""
+    options: dict[str, Any] = {"query_parameters": frozenset(names)}
+    if scope is not None:
+        options["scope"] = scope
+    return options
+
+
+_ERROR_RESPONSES = {
+    401: ResponseSpec(
+        q.ErrorAnswer,
+        description="With a callers file (APIKEYS_CALLERS_FILE): no caller token, or an unknown "
+        "one (`unauthenticated`)",
+    ),
+    403: ResponseSpec(
+        q.ErrorAnswer,
+        description="With a callers file: the caller lacks the scope the query needs (`audit` "
+        "for `as_of` and `explain`), or may not ask about the organization (`forbidden`)",
+    ),
+}
+_SECURED: dict[str, Any] = {"responses": _ERROR_RESPONSES, "security": [{"callerToken": []}]}
 
 
 @get(
     "/v1/check",
     opt=_queries(
-        "key_id", "permission", "location_id", "item_owner", "min_position", "as_of", "explain"
+        "key_id",
+        "permission",
+        "location_id",
+        "item_owner",
+        "min_position",
+        "as_of",
+        "explain",
+        scope="check",
     ),
+    **_SECURED,
 )
 async def check(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: Id,
     permission: PermissionName,
@@ -60,24 +90,28 @@ async def check(
     model = await context.model_at(min_position)
     if as_of is None:
         context.refuse_if_stale()
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None or explain:
-        request = audit_queries.CheckRequest(
-            key_id, permission, location_id, item_owner == "key", as_of, explain
+        asked = audit_queries.CheckRequest(
+            key, permission, location_id, item_owner == "key", as_of, explain
         )
         return context.fresh(
             await asyncio.to_thread(
-                audit_queries.check, context.audit_store(), model, request, context.clock()
+                audit_queries.check, context.audit_store(), model, asked, context.clock()
             )
         )
     decision = model_queries.check(
-        model, key_id, permission, location_id, item_owner == "key", context.clock()
+        model, key, permission, location_id, item_owner == "key", context.clock()
     )
     return context.fresh(check_answer(decision, model.position))
 
 
-@post("/v1/verify", status_code=200, opt=_queries("min_position"))
+@post("/v1/verify", status_code=200, opt=_queries("min_position", scope="verify"), **_SECURED)
 async def verify(
-    state: State, data: JSONBody[q.VerifyRequest], min_position: MinPosition = None
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[q.VerifyRequest],
+    min_position: MinPosition = None,
 ) -> q.VerifyAnswer:
     context = context_of(state)
     model = await context.model_at(min_position)
@@ -92,7 +126,7 @@ async def verify(
             position=model.position,
         )
     now = context.clock()
-    found = verify_secret(model, token_sha256(token), now)
+    found = visible(caller_in(request.scope), verify_secret(model, token_sha256(token), now))
     allowed = None
     if data.permission is not None and data.location_id is not None:
         allowed = (
@@ -113,22 +147,37 @@ async def verify(
     )
 
 
-@get("/v1/keys/{key_id:str}/permissions", opt=_queries("min_position", "as_of"))
+@get(
+    "/v1/keys/{key_id:str}/permissions",
+    opt=_queries("min_position", "as_of", scope="check"),
+    **_SECURED,
+)
 async def key_permissions(
-    state: State, key_id: PathId, min_position: MinPosition = None, as_of: AsOf = None
+    request: Request[Any, Any, Any],
+    state: State,
+    key_id: PathId,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
 ) -> q.KeyPermissionsAnswer:
     context = context_of(state)
     model = await context.model_at(min_position)
+    key = visible_key(caller_in(request.scope), model, key_id)
     if as_of is not None:
         store = context.audit_store()
-        return context.fresh(
-            await asyncio.to_thread(audit_queries.permissions_as_of, store, key_id, as_of)
-        )
-    return context.fresh(permissions_answer(model, key_id, context.clock()))
+        answer = await asyncio.to_thread(audit_queries.permissions_as_of, store, key, as_of)
+    else:
+        answer = permissions_answer(model, key, context.clock())
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
-@get("/v1/keys/{key_id:str}/history", opt=_queries("after_position", "limit", "min_position"))
+@get(
+    "/v1/keys/{key_id:str}/history",
+    opt=_queries("after_position", "limit", "min_position", scope="audit"),
+    **_SECURED,
+)
 async def key_history(
+    request: Request[Any, Any, Any],
     state: State,
     key_id: PathId,
     after_position: AfterPosition = 0,
@@ -139,16 +188,18 @@ async def key_history(
     context = context_of(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
-    return context.fresh(
-        await asyncio.to_thread(
-            audit_queries.history, store, key_id, after_position, limit, model.position
-        )
+    key = visible_key(caller_in(request.scope), model, key_id)
+    answer = await asyncio.to_thread(
+        audit_queries.history, store, key, after_position, limit, model.position
     )
+    answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
+    return context.fresh(answer)
 
 
 @get(
     "/v1/organizations/{organization_id:str}/keys",
-    opt=_queries("permission", "location_id", "min_position"),
+    opt=_queries("permission", "location_id", "min_position", scope="list"),
+    **_SECURED,
 )
 async def organization_keys(
     state: State,

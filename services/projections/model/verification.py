@@ -19,6 +19,7 @@ class Verification(NamedTuple):
     organization_id: str | None
 
 
+NOT_FOUND = Verification("NOT_FOUND", None, None)
 _STATUS_CODES: dict[KeyStatus, VerifyCode] = {
     "active": "VALID",
     "deleted": "DELETED",
@@ -33,7 +34,7 @@ def verify_secret(model: ReadModel, secret_sha256: str, now: datetime) -> Verifi
     ref = model.secrets.get(secret_sha256)
     view = model.keys.get(ref.key_id) if ref else None
     if ref is None or view is None:
-        return Verification("NOT_FOUND", None, None)
+        return NOT_FOUND
     state = view.state
     if ref.kind == "current":
         matches = hmac.compare_digest(state.secret_sha256, secret_sha256)
@@ -43,6 +44,6 @@ def verify_secret(model: ReadModel, secret_sha256: str, now: datetime) -> Verifi
             until is not None and aware(now) < aware(until)
         )
     if not matches:
-        return Verification("NOT_FOUND", None, None)
+        return NOT_FOUND
     code = _STATUS_CODES[key_status(model, ref.key_id, now)]
     return Verification(code, ref.key_id, view.organization_id)

@@ -10,6 +10,9 @@ from contracts.streams import EVENTS_STREAM, REPLAY_REQUESTS_STREAM
 from services.common.http_limits import HttpLimits
 from services.projections.store.schema import DEFAULT_PREFIX
 
+# a certificate (chain) file and its private key file, both PEM
+TlsFiles = tuple[str, str]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -27,6 +30,17 @@ class Settings:
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     replay_requests_stream: str = REPLAY_REQUESTS_STREAM
     replay_timeout_seconds: float = 30.0
+    # who may ask (None: anonymous queries, answered on a loopback address only)
+    callers_file: str | None = None
+    allow_anonymous_queries: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "APIKEYS_TLS_CERT and APIKEYS_TLS_KEY go together: set both or neither"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +56,7 @@ class Settings:
             min_position_wait=float(env.get("APIKEYS_MIN_POSITION_WAIT", cls.min_position_wait)),
             ready_lag_seconds=float(env.get("APIKEYS_READY_LAG_SECONDS", cls.ready_lag_seconds)),
             read_count=int(env.get("APIKEYS_READ_COUNT", cls.read_count)),
-            refuse_when_stale=_flag(env.get("APIKEYS_REFUSE_WHEN_STALE", "false")),
+            refuse_when_stale=_flag(env, "APIKEYS_REFUSE_WHEN_STALE"),
             http_limits=HttpLimits.from_env(env),
             replay_requests_stream=env.get(
                 "APIKEYS_REPLAY_REQUESTS_STREAM", cls.replay_requests_stream
@@ -50,7 +64,17 @@ class Settings:
             replay_timeout_seconds=float(
                 env.get("APIKEYS_REPLAY_TIMEOUT_SECONDS", cls.replay_timeout_seconds)
             ),
+            callers_file=env.get("APIKEYS_CALLERS_FILE") or None,
+            allow_anonymous_queries=_flag(env, "APIKEYS_ALLOW_ANONYMOUS_QUERIES"),
+            tls_cert=env.get("APIKEYS_TLS_CERT") or None,
+            tls_key=env.get("APIKEYS_TLS_KEY") or None,
         )
+
+    @property
+    def tls_files(self) -> TlsFiles | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return self.tls_cert, self.tls_key
 
     @property
     def http_addr(self) -> str:
@@ -64,10 +88,11 @@ def _split_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _flag(value: str) -> bool:
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "false")
     text = value.strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True
     if text in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError(f"APIKEYS_REFUSE_WHEN_STALE must be true or false, got {value!r}")
+    raise ValueError(f"{name} must be true or false, got {value!r}")
