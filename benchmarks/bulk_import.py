@@ -10,7 +10,8 @@ of keys through one `CreateApiKey` command each (pipelined XADD of every command
 until the last key is visible), on `--baseline-keys` keys, its rate scaled to N keys. The CPU
 each process of the product (and the importer) used during the import is printed with the
 machine's load average, since the machine is shared. `--profile DIR` records the keys service,
-relay and projection service with py-spy during the import (raw stacks, one file each).
+relay and projection service with py-spy (`pip install py-spy`) during the import (raw stacks,
+one file each).
 """
 
 from __future__ import annotations
