@@ -5,7 +5,8 @@ same-run baseline and ratio, also written as JSON to benchmarks/results/latest.j
     .venv/bin/python benchmarks/run_all.py --quick    # about a minute: end-to-end commands/s on
                                                       # SQLite, HTTP checks/s and idle CPU
                                                       # (5 s window), with baselines
-The full run also times the first command after a restart (benchmarks/restart_cost.py).
+The full run also times the first command after a restart (benchmarks/restart_cost.py) and
+imports 1,000,000 keys with `apikeys import` (benchmarks/bulk_import.py, several minutes).
 Options: --postgres URL (default postgresql://postgres@127.0.0.1:5432/test; 'none' to skip).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import idle_cpu, pipeline, restart_cost, trimming  # noqa: E402
+from benchmarks import bulk_import, idle_cpu, pipeline, restart_cost, trimming  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -102,6 +103,7 @@ def main() -> None:
     if not args.quick:
         rows += worst_case_rows()
         rows += restart_cost.figures(postgres)
+        rows.append(bulk_import.row())
     print_table(rows)
     for row in rows:
         if "cpu_share" in row:

@@ -142,6 +142,33 @@ class DeleteApiKey(KeyCommand, tag=True):
     pass
 
 
+# --- bulk import -----------------------------------------------------------------------------
+
+# most keys one ImportApiKeys command carries (the entry-size limit applies as well)
+IMPORT_MAX_KEYS = 1000
+
+
+class ImportedKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One key of an import: the fields of ``CreateApiKey`` that describe the key."""
+
+    key_id: Id
+    name: str
+    location_ids: list[Id]
+    secret_sha256: str
+    role_ids: list[Id] = []
+    role_locations: list[RoleLocation] = []  # cells to switch off at creation
+    secret_hint: str = ""
+    expires_at: datetime | None = None
+
+
+class ImportApiKeys(Command, tag=True):
+    """Existing keys (already hashed) of one organization, each created as by
+    ``CreateApiKey`` unless a key with its id is already there."""
+
+    actor_id: Id
+    keys: Annotated[list[ImportedKey], msgspec.Meta(min_length=1, max_length=IMPORT_MAX_KEYS)]
+
+
 AnyCommand = (
     EnableApiModule
     | DisableApiModule
@@ -166,6 +193,7 @@ AnyCommand = (
     | DisableApiKey
     | EnableApiKey
     | DeleteApiKey
+    | ImportApiKeys
 )
 
 COMMAND_TYPES: frozenset[str] = frozenset(

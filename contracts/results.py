@@ -12,6 +12,17 @@ class Error(msgspec.Struct, frozen=True):
     message: str
 
 
+KeyStatus = Literal["accepted", "rejected", "already_present"]
+
+
+class KeyOutcome(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """What an import did with one of its keys (``error`` when rejected)."""
+
+    key_id: str
+    status: KeyStatus
+    error: Error | None = None
+
+
 class CommandResult(msgspec.Struct, omit_defaults=True, kw_only=True):
     command_id: str | None
     type: str | None
@@ -20,6 +31,7 @@ class CommandResult(msgspec.Struct, omit_defaults=True, kw_only=True):
     key_id: str | None = None
     position: int | None = None
     error: Error | None = None
+    outcomes: list[KeyOutcome] | None = None  # ImportApiKeys: one per key, in command order
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

@@ -10,6 +10,7 @@ import sys
 from contracts.callers import CALLER_SCOPES, CallerEntry
 from contracts.codec import json_encoder
 from contracts.tokens import CALLER_PREFIX, new_token, token_hint, token_sha256
+from services.bulk_import.main import add_command as add_import_command
 from services.local.embedded_redis import redis_cli_binary
 from services.local.run import embedded_redis_url, run
 from services.projections.cli import add_commands as add_audit_commands
@@ -133,7 +134,7 @@ def new_caller_command(args: argparse.Namespace) -> int:
 
 
 # Tools run beside `apikeys run`: without REDIS_URL they use its embedded Redis.
-LOCAL_TOOLS = {"rebuild-projections", "verify-projections", "dead-letters"}
+LOCAL_TOOLS = {"rebuild-projections", "verify-projections", "dead-letters", "import"}
 
 
 # redis-cli options that say where to connect (given any, REDIS_URL is not added), and the
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     caller.set_defaults(func=new_caller_command)
     add_audit_commands(sub)
+    add_import_command(sub)
     # listed for --help; run before parsing, so that its arguments (-p 6380 ...) pass untouched
     sub.add_parser("redis-cli", help="the bundled redis-cli, against REDIS_URL", add_help=False)
     arguments = sys.argv[1:] if argv is None else argv

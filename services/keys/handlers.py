@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Protocol
 
 from contracts import commands as c
+from contracts.results import KeyOutcome
 from services.keys.domain import ApiKey, Cause, DomainError, Organization
+from services.keys.importing import import_keys, new_key, require_new_key
 
 
 class UnitOfWork(Protocol):
@@ -25,11 +27,16 @@ class UnitOfWork(Protocol):
     def touch(self, *aggregates: Organization | ApiKey) -> None: ...
 
 
-def handle(command: c.AnyCommand, uow: UnitOfWork, now: datetime) -> None:
+def handle(command: c.AnyCommand, uow: UnitOfWork, now: datetime) -> list[KeyOutcome] | None:
+    """Apply the command; an import returns the outcome of each of its keys."""
+    if isinstance(command, c.ImportApiKeys):
+        org = authorized_organization(command, uow)
+        return import_keys(command, org, uow, Cause(command.command_id, command.actor_id))
     if isinstance(command, c.KeyCommand):
         handle_key_command(command, uow, now)
     else:
         handle_directory_command(command, uow)
+    return None
 
 
 def handle_directory_command(command: c.AnyCommand, uow: UnitOfWork) -> None:
@@ -96,7 +103,9 @@ def handle_key_command(command: c.KeyCommand, uow: UnitOfWork, now: datetime) ->
     uow.touch(key)
 
 
-def authorized_organization(command: c.KeyCommand, uow: UnitOfWork) -> Organization:
+def authorized_organization(
+    command: c.KeyCommand | c.ImportApiKeys, uow: UnitOfWork
+) -> Organization:
     """The key's organization, whose rules let the actor manage keys."""
     org = uow.organization(command.organization_id)
     if org is None:
@@ -106,20 +115,8 @@ def authorized_organization(command: c.KeyCommand, uow: UnitOfWork) -> Organizat
 
 
 def create_key(command: c.CreateApiKey, org: Organization, uow: UnitOfWork, cause: Cause) -> None:
-    if uow.key_exists(command.key_id):
-        raise DomainError("key_exists", f"key {command.key_id!r} already exists")
-    key = ApiKey.create(
-        org,
-        command.key_id,
-        name=command.name,
-        location_ids=command.location_ids,
-        role_ids=command.role_ids,
-        off_cells=[(cell.role_id, cell.location_id) for cell in command.role_locations],
-        secret_sha256=command.secret_sha256,
-        secret_hint=command.secret_hint,
-        expires_at=command.expires_at,
-        cause=cause,
-    )
+    require_new_key(command.key_id, uow)
+    key = new_key(org, command, cause)
     org.register_key(command.key_id, cause)
     uow.touch(org, key)
 

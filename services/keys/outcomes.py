@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts.commands import AnyCommand, KeyCommand
-from contracts.results import CommandResult, Error
+from contracts.results import CommandResult, Error, KeyOutcome
 from services.keys.domain import CommandReceipt, Outcome
 
 
@@ -33,6 +33,7 @@ def replayed(original: CommandResult, same_entry: bool) -> CommandResult:
         key_id=original.key_id,
         position=original.position,
         error=original.error,
+        outcomes=original.outcomes,
     )
 
 
@@ -53,6 +54,7 @@ def receipt_for(
             error_message=error.message if error else None,
             last_event_id=last_event.originator_id.hex if last_event else None,
             last_event_version=last_event.originator_version if last_event else None,
+            key_outcomes=_stored_key_outcomes(result.outcomes),
         )
     )
 
@@ -67,6 +69,7 @@ def result_from(outcome: Outcome) -> CommandResult:
         organization_id=outcome.organization_id,
         key_id=outcome.key_id,
         error=error,
+        outcomes=_key_outcomes(getattr(outcome, "key_outcomes", None)),
     )
 
 
@@ -75,3 +78,23 @@ def last_event_of(outcome: Outcome) -> tuple[UUID, int] | None:
     if outcome.last_event_id and outcome.last_event_version is not None:
         return UUID(outcome.last_event_id), outcome.last_event_version
     return None
+
+
+def _stored_key_outcomes(outcomes: list[KeyOutcome] | None) -> list[list[str]] | None:
+    if outcomes is None:
+        return None
+    return [
+        [o.key_id, o.status, o.error.code, o.error.message] if o.error else [o.key_id, o.status]
+        for o in outcomes
+    ]
+
+
+def _key_outcomes(stored: list[list[str]] | None) -> list[KeyOutcome] | None:
+    if stored is None:
+        return None
+    return [
+        KeyOutcome(key_id=row[0], status=row[1], error=Error(row[2], row[3]))  # type: ignore[arg-type]
+        if len(row) == 4
+        else KeyOutcome(key_id=row[0], status=row[1])  # type: ignore[arg-type]
+        for row in stored
+    ]

@@ -21,11 +21,13 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from contracts.commands import AnyCommand
+from contracts.commands import AnyCommand, ImportApiKeys
 from contracts.results import CommandResult, Error
+from services.common import collector
 from services.keys.cache import AggregateCache
 from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organization
 from services.keys.handlers import handle
+from services.keys.importing import all_rejected
 from services.keys.outcomes import base_result, last_event_of, receipt_for, replayed, result_from
 from services.keys.settings import DEFAULT_CACHE_SIZE, DEFAULT_SNAPSHOT_INTERVAL
 from services.keys.snapshots import SnapshotPolicy
@@ -50,7 +52,7 @@ class BatchWork:
 
     cache: AggregateCache
     careful: bool = True
-    touched: list[Aggregate] = field(default_factory=list)
+    touched: dict[Any, Aggregate] = field(default_factory=dict)  # by aggregate id, in order
 
     def organization(self, organization_id: str) -> Organization | None:
         return self.cache.get(Organization.create_id(organization_id))
@@ -69,8 +71,7 @@ class BatchWork:
 
     def touch(self, *aggregates: Organization | ApiKey) -> None:
         for aggregate in aggregates:
-            if aggregate not in self.touched:
-                self.touched.append(aggregate)
+            self.touched.setdefault(aggregate.id, aggregate)
 
 
 @dataclass
@@ -108,7 +109,16 @@ class CommandProcessor:
         self.last_written = 0
 
     def process(self, entries: list[Entry]) -> list[CommandResult]:
-        """Apply the entries in order; return one result per entry, in the same order."""
+        """Apply the entries in order; return one result per entry, in the same order. Each
+        part of at most ``BATCH_KEYS`` keys (imports count each of their keys) is stored in a
+        transaction of its own, which bounds the memory a batch of imports holds."""
+        results: list[CommandResult] = []
+        for part in _parts(entries, BATCH_KEYS):
+            with collector.paused():
+                results.extend(self._process_batch(part))
+        return results
+
+    def _process_batch(self, entries: list[Entry]) -> list[CommandResult]:
         if not entries:
             return []
         try:
@@ -177,14 +187,17 @@ class CommandProcessor:
         work = BatchWork(self.cache, careful)
         result = base_result(command, "accepted")
         try:
-            handle(command, work, now)
+            result.outcomes = handle(command, work, now)
         except DomainError as error:
-            if any(_has_pending(a) for a in work.touched):
+            if any(_has_pending(a) for a in work.touched.values()):
                 raise BatchAborted(error.code) from error
             result.status = "rejected"
             result.error = Error(error.code, error.message)
-        events = [event for aggregate in work.touched for event in aggregate.collect_events()]
-        for aggregate in work.touched:
+            if isinstance(command, ImportApiKeys):
+                result.outcomes = all_rejected(command, result.error)
+        touched = work.touched.values()
+        events = [event for aggregate in touched for event in aggregate.collect_events()]
+        for aggregate in touched:
             self.cache.pin(aggregate)  # later commands of the batch see the change
         last = events[-1] if events else None
         receipt = receipt_for(entry.entry_id, command, result, last)
@@ -234,3 +247,21 @@ class CommandProcessor:
 
 def _has_pending(aggregate: Aggregate) -> bool:
     return bool(aggregate.pending_events)
+
+
+# most keys stored in one transaction (a command counts 1, an import each of its keys)
+BATCH_KEYS = 5000
+
+
+def _parts(entries: list[Entry], most: int) -> list[list[Entry]]:
+    parts: list[list[Entry]] = [[]]
+    weight = 0
+    for entry in entries:
+        command = entry.command
+        size = len(command.keys) if isinstance(command, ImportApiKeys) else 1
+        if parts[-1] and weight + size > most:
+            parts.append([])
+            weight = 0
+        parts[-1].append(entry)
+        weight += size
+    return parts

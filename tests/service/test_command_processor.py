@@ -201,6 +201,15 @@ def test_a_realistic_flow_accepts_every_command_type(
         send.directory(c.RemoveRole, role_id="temp"),
         send.create_key("k2", location_ids=["office"]),
         send.key(c.DeleteApiKey, "k2"),
+        send.directory(
+            c.ImportApiKeys,
+            actor_id="alice",
+            keys=[
+                c.ImportedKey(
+                    key_id="k3", name="Imported", location_ids=["hq"], secret_sha256=SHA_B
+                )
+            ],
+        ),
         send.directory(c.DisableApiModule),
     ]
     assert {type(command).__name__ for command in commands} == c.COMMAND_TYPES

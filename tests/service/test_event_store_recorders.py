@@ -80,6 +80,26 @@ def every_command() -> list[dict[str, Any]]:
             role_locations=[{"role_id": "R0", "location_id": "L1"}],
             expires_at="2030-01-02T03:04:05.000006+00:00",
         ),
+        {
+            "type": "ImportApiKeys",
+            "command_id": "x5",
+            "organization_id": org,
+            "actor_id": "alice",
+            "keys": [
+                {
+                    "key_id": "imported-1",
+                    "name": "Imported",
+                    "location_ids": ["L0"],
+                    "secret_sha256": "c" * 64,
+                },
+                {
+                    "key_id": "imported-2",
+                    "name": "Refused",
+                    "location_ids": ["nowhere"],
+                    "secret_sha256": "c" * 64,
+                },
+            ],
+        },  # fmt: skip
         key_command("RenameApiKey", org, "k1", name="renamed"),
         key_command("AddKeyLocation", org, "k1", location_id="L3"),
         key_command("RemoveKeyLocation", org, "k1", location_id="L3"),

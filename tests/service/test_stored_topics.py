@@ -463,7 +463,7 @@ def test_old_events_rebuild_the_organization_and_the_key(old_store: str) -> None
         "L1": ("Lab", "L0"),
     }
     assert org.roles["R0"].permissions == (("read", "everywhere"),)
-    assert org.key_ids == ["k1"]
+    assert list(org.key_ids) == ["k1"]
     key = app.repository.get(ApiKey.create_id("k1"))
     assert isinstance(key, ApiKey) and key.version == 3
     assert (key.organization_id, key.name, key.location_ids) == ("o1", "Key one", ["L0", "L1"])
@@ -490,7 +490,9 @@ def test_old_receipts_rebuild_with_their_outcome(old_store: str) -> None:
         error_code="not_api_administrator",
         error_message="the actor is not an API Administrator",
     )
-    assert vars(receipt.outcome).items() >= vars(expected).items()
+    stored = vars(receipt.outcome)
+    assert stored.items() >= {k: v for k, v in vars(expected).items() if k in stored}.items()
+    assert receipt.outcome.key_outcomes is None  # a field added later reads as its default
     created = app.repository.get(CommandReceipt.create_id("c6")).outcome
     assert (created.last_event_id, created.last_event_version) == (
         "af44c87655e15b61a1a29577acc7286e",

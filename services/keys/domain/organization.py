@@ -42,6 +42,7 @@ class Organization(CausedAggregate):
 
     snapshot_codecs: ClassVar[dict[str, Codec]] = {
         "administrators": set_codec(),
+        "key_ids": (list, dict.fromkeys),
         "children": dict_of_sets_codec(),
         "locations": (
             lambda found: {k: [v.name, v.parent_id] for k, v in found.items()},
@@ -63,7 +64,7 @@ class Organization(CausedAggregate):
         self.locations: dict[str, Location] = {}
         self.children: dict[str, set[str]] = {}
         self.roles: dict[str, Role] = {}
-        self.key_ids: list[str] = []
+        self.key_ids: dict[str, None] = {}  # every key created in it, in order (a set)
 
     @staticmethod
     def create_id(organization_id: str) -> UUID:
@@ -299,7 +300,22 @@ class Organization(CausedAggregate):
         key_id: str
 
         def apply(self, org: Organization) -> None:
-            org.key_ids.append(self.key_id)
+            org.key_ids[self.key_id] = None
+
+    class KeysRegistered(Event):
+        """Keys of one import joined the organization (one event, not one per key)."""
+
+        key_ids: list[str]
+
+        def apply(self, org: Organization) -> None:
+            org.key_ids.update(dict.fromkeys(self.key_ids))
 
     def register_key(self, key_id: str, cause: Cause) -> None:
         self._emit(self.KeyRegistered, cause, key_id=key_id)
+
+    def has_key(self, key_id: str) -> bool:
+        """A key with this id was created in the organization (deleted or not)."""
+        return key_id in self.key_ids
+
+    def register_keys(self, key_ids: list[str], cause: Cause) -> None:
+        self._emit(self.KeysRegistered, cause, key_ids=list(key_ids))

@@ -25,6 +25,8 @@ class Outcome:
     error_message: str | None = None
     last_event_id: str | None = None  # the command's last event: its aggregate and version
     last_event_version: int | None = None
+    # an import's outcome per key: [key_id, status] or [key_id, "rejected", code, message]
+    key_outcomes: list[list[str]] | None = None
 
 
 class CommandReceipt(Aggregate):

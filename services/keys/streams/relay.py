@@ -1,16 +1,16 @@
 """The relay: publishes the event feed (stored events as contract events) to the events
 stream, in position order, exactly once per position.
 
-Each event is added with the explicit entry id ``<position>-1`` inside MULTI/EXEC: Redis
-refuses an id at or below the stream's top, so a re-publish after a crash changes nothing,
-and the stream's last id is where the relay resumes.
+Each event is added with the explicit entry id ``<position>-1``, a batch in one script call
+(atomic, as MULTI/EXEC would be): Redis refuses an id at or below the stream's top, so a
+re-publish after a crash changes nothing, and the stream's last id is where the relay resumes.
 
-The stream's top is read under WATCH before each MULTI/EXEC: if it is below what this relay
-has published, the stream lost its tail (a Redis primary failed over before replicating it,
-or a server restarted from an older append-only file), and the relay goes back to the top and
-publishes the lost events again from the store instead of leaving a hole. A failover can
-happen inside the client's own retries without an error reaching the relay, so the check is
-made every time, not only after an error. The events stream is one key, so this transaction
+The same script first reads the stream's top: if it is below what this relay has published,
+the stream lost its tail (a Redis primary failed over before replicating it, or a server
+restarted from an older append-only file), nothing is added, and the relay goes back to the
+top and publishes the lost events again from the store instead of leaving a hole. A failover
+can happen inside the client's own retries without an error reaching the relay, so the check
+is made on every call, not only after an error. The events stream is one key, so the script
 keeps to one hash slot on a Redis Cluster.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
+from services.common import collector
 from services.common.resilience import Backoff, Outage, is_transient
 from services.keys.settings import DEFAULT_CACHE_SIZE
 from services.keys.store import ApiKeysApplication
@@ -42,6 +42,25 @@ async def stream_top_position(redis: Redis, stream: str) -> int:
 
 class TailLost(Exception):
     """The events stream ends below what this relay has published."""
+
+
+# KEYS[1]: the events stream; ARGV: the field name, the highest position published so far,
+# then entry id and data of each event. An id at or below the top is passed over.
+_PUBLISH = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local top = 0
+if #last > 0 then top = tonumber(string.match(last[1][1], '^(%d+)-')) end
+if top < tonumber(ARGV[2]) then return {'tail_lost', top} end
+local field = ARGV[1]
+for i = 3, #ARGV, 2 do
+  local reply = redis.pcall('XADD', KEYS[1], ARGV[i], field, ARGV[i + 1])
+  if type(reply) == 'table' and reply.err
+      and not string.find(reply.err, 'equal or smaller', 1, true) then
+    return reply
+  end
+end
+return (#ARGV - 2) / 2
+"""
 
 
 class EventRelay:
@@ -67,28 +86,28 @@ class EventRelay:
         return top
 
     async def publish(self, items: list[tuple[int, bytes]]) -> None:
+        """One script call adds the batch (atomically, as MULTI/EXEC would, with one reply to
+        parse instead of one per event); an id at or below the top is passed over."""
         if not items:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(self.stream)
-            top = await stream_top_position(pipe, self.stream)
-            if top < self.published:
-                raise TailLost(f"{self.stream} ends at {top}, {self.published} was published")
-            pipe.multi()
-            for position, data in items:
-                pipe.xadd(self.stream, {DATA_FIELD: data}, id=position_to_entry_id(position))
-            replies = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception) and "equal or smaller" not in str(reply):
-                raise reply
+        arguments: list[Any] = [DATA_FIELD, self.published]
+        for position, data in items:
+            arguments += (position_to_entry_id(position), data)
+        reply = await self.redis.eval(_PUBLISH, 1, self.stream, *arguments)  # type: ignore[misc]
+        if isinstance(reply, list):  # ["tail_lost", top]
+            raise TailLost(f"{self.stream} ends at {reply[1]}, {self.published} was published")
         self.published = max(self.published, items[-1][0])
+
+    def _read_batch(self) -> list[tuple[int, bytes]]:
+        with collector.paused():
+            return self.feed.read_batch()
 
     async def relay_once(self) -> int:
         """Publish what is stored and not yet published; return how many events went out."""
         total = 0
         while True:
             before = self.feed.read_up_to
-            items = await asyncio.to_thread(self.feed.read_batch)
+            items = await asyncio.to_thread(self._read_batch)
             await self.publish(items)
             total += len(items)
             if self.feed.read_up_to == before:
@@ -112,10 +131,9 @@ class EventRelay:
                 outage.succeeded()
                 backoff.reset()
                 failing = False
-            except (TailLost, WatchError) as error:
-                # lost tail, or another relay wrote meanwhile: go on from the stream's top
-                if isinstance(error, TailLost):
-                    log.warning("%s: publishing again from the event store", error)
+            except TailLost as error:
+                # lost tail: go on from the stream's top
+                log.warning("%s: publishing again from the event store", error)
                 self.feed.aggregates.clear()
                 started = False
                 continue

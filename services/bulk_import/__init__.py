@@ -1,0 +1,1 @@
+"""`apikeys import`: existing keys from JSON lines, sent as ImportApiKeys commands."""
