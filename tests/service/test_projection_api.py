@@ -207,7 +207,7 @@ class TestBadInput:
             "/v1/keys/k1/permissions?limit=0",
             "/v1/keys/k1/permissions?limit=5001",
             "/v1/keys/k1/permissions?cursor=bm90IGpzb24",
-            "/v1/keys/k1/permissions?cursor=a+b",
+            "/v1/keys/k1/permissions?cursor=no-space",
             "/v1/organizations/org-1/keys?permission=view",
         ],
     )

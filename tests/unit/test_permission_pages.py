@@ -66,7 +66,22 @@ def test_a_large_listing_is_cut_into_pages_by_entries_and_by_work() -> None:
     assert last.next_cursor is None
 
 
-@pytest.mark.parametrize("text", ["", "!!", "bm90IGpzb24", encode_cursor(("a", "b"))[:-2]])
+@pytest.mark.parametrize("text", ["", "no-space", " starts-with-space", "a\tb c", "x" * 201 + " p"])
 def test_a_cursor_not_given_by_the_listing_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a cursor"):
         decode_cursor(text)
+
+
+def test_any_cursor_of_the_documented_form_is_a_position_in_the_listing() -> None:
+    log = EventLog().setup()
+    log.location("root")
+    for i in range(300):
+        log.location(f"L{i:03}", "root")
+    log.role("R0", ("view", "location_and_below"), ("edit", "location_and_below"))
+    log.create_key("k", ["root"], ["R0"])
+    model = model_of(log)
+    whole = [(loc, p) for loc, p, _ in permissions_page(model, "k", NOW, None, 5_000).entries]
+    cursor = decode_cursor("L149 f")  # between two entries: never given by a page
+    rest = [(loc, p) for loc, p, _ in permissions_page(model, "k", NOW, cursor, 5_000).entries]
+    assert rest == [entry for entry in whole if entry > ("L149", "f")]
+    assert rest[0] == ("L149", "view")

@@ -32,6 +32,7 @@ from services.projections.http.responses import ERRORS, SECURED, error_spec
 from services.projections.model import queries as model_queries
 from services.projections.model.answers import (
     CURSOR_MAX,
+    CURSOR_PATTERN,
     check_answer,
     decode_cursor,
     permissions_answer,
@@ -72,9 +73,10 @@ PageSize = Annotated[
 PageCursor = Annotated[
     str | None,
     QueryParameter(
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=CURSOR_PATTERN,
         max_length=CURSOR_MAX,
-        description="the previous page's next_cursor",
+        description="the previous page's next_cursor: `<location id> <permission>`, where the "
+        "next page starts",
     ),
 ]
 Explain = Annotated[bool, QueryParameter(description="add the chain behind each reason")]

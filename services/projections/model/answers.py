@@ -3,14 +3,12 @@ the lean check path and the audit queries (live and as-of alike)."""
 
 from __future__ import annotations
 
-import base64
+import re
 from datetime import datetime
-
-import msgspec
 
 from contracts import audit as a
 from contracts import queries as q
-from contracts.codec import json_encoder
+from contracts.common import ID_MAX
 from services.projections.model.decisions import Decision
 from services.projections.model.listing import PAGE_ENTRIES, WORK_BUDGET, Cursor, permissions_page
 from services.projections.model.state import ReadModel
@@ -62,18 +60,23 @@ def permissions_answer(
     )
 
 
-CURSOR_MAX = 1_200  # characters: two ids at their longest, base64 of JSON
+# A cursor is where the next page starts, in the listing's own order: "<location id> <permission>"
+# (a location id holds no space, a permission may), the permission empty for the whole
+# location. Any text of this form is a position in that order, so every cursor the document
+# allows is one the listing can follow.
+PERMISSION_MAX = 200
+CURSOR_MAX = ID_MAX + 1 + PERMISSION_MAX
+CURSOR_PATTERN = rf"^[^\x00-\x20\x7f-\x9f]{{1,{ID_MAX}}} [^\x00-\x1f\x7f]{{0,{PERMISSION_MAX}}}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    return base64.urlsafe_b64encode(json_encoder.encode(list(cursor))).decode().rstrip("=")
+    return f"{cursor[0]} {cursor[1]}"
 
 
 def decode_cursor(text: str) -> Cursor:
-    """The cursor a page gave; ValueError for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        location_id, permission = msgspec.json.decode(raw, type=tuple[str, str])
-    except (ValueError, msgspec.DecodeError) as error:
-        raise ValueError("not a cursor given by this listing") from error
+    """The position a cursor names; ValueError for text not of the cursor's form."""
+    if _CURSOR.fullmatch(text) is None:
+        raise ValueError("not a cursor: <location id> <permission>")
+    location_id, permission = text.split(" ", 1)
     return location_id, permission
