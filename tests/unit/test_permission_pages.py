@@ -48,14 +48,19 @@ def test_following_the_cursors_lists_everything_once_in_order(
     assert [(loc, p) for loc, p, _ in expected] == sorted((loc, p) for loc, p, _ in expected)
 
 
-def test_a_large_listing_is_cut_into_pages_by_entries_and_by_work() -> None:
+def wide_key() -> ReadModel:
+    """Key ``k``: one role of two permissions at the root of 300 locations."""
     log = EventLog().setup()
     log.location("root")
     for i in range(300):
         log.location(f"L{i:03}", "root")
     log.role("R0", ("view", "location_and_below"), ("edit", "location_and_below"))
     log.create_key("k", ["root"], ["R0"])
-    model = model_of(log)
+    return model_of(log)
+
+
+def test_a_large_listing_is_cut_into_pages_by_entries_and_by_work() -> None:
+    model = wide_key()
     first = permissions_page(model, "k", NOW, None, 100, 10_000)
     assert len(first.entries) == 100 and first.next_cursor == ("L050", "")
     answer = permissions_answer(model, "k", NOW, None, 100, 10)  # the work budget ends it
@@ -73,13 +78,7 @@ def test_a_cursor_not_given_by_the_listing_is_refused(text: str) -> None:
 
 
 def test_any_cursor_of_the_documented_form_is_a_position_in_the_listing() -> None:
-    log = EventLog().setup()
-    log.location("root")
-    for i in range(300):
-        log.location(f"L{i:03}", "root")
-    log.role("R0", ("view", "location_and_below"), ("edit", "location_and_below"))
-    log.create_key("k", ["root"], ["R0"])
-    model = model_of(log)
+    model = wide_key()
     whole = [(loc, p) for loc, p, _ in permissions_page(model, "k", NOW, None, 5_000).entries]
     cursor = decode_cursor("L149 f")  # between two entries: never given by a page
     rest = [(loc, p) for loc, p, _ in permissions_page(model, "k", NOW, cursor, 5_000).entries]
