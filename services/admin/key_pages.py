@@ -35,9 +35,14 @@ def key_url(organization_id: str, key_id: str, position: int | None = None) -> s
     return url if position is None else f"{url}?after={position}"
 
 
-async def key_of(
-    request: Request[Any, Any, Any], admin: Admin, key_id: str, after: int | None
-) -> d.KeyDetails | Template:
+async def admin_and_key(
+    request: Request[Any, Any, Any], organization_id: str, key_id: str, after: int | None = None
+) -> tuple[Admin, d.KeyDetails] | Template:
+    """The administrator and the organization's key, or the page saying why not (a refusal,
+    or 404 for a key this organization does not have)."""
+    admin = await admin_or_refusal(request, organization_id, after)
+    if not isinstance(admin, Admin):
+        return admin
     key = await reader_of(request).key(key_id, after)
     if key is None or key.organization_id != admin.org.organization_id:
         return Template(
@@ -45,7 +50,7 @@ async def key_of(
             context={"admin": admin, "org": admin.org, "key_id": key_id},
             status_code=404,
         )
-    return key
+    return admin, key
 
 
 async def key_page_of(
@@ -93,12 +98,10 @@ async def key_page(
     permission: Text = "",
     location: Text = "",
 ) -> Template:
-    admin = await admin_or_refusal(request, organization_id, after)
-    if not isinstance(admin, Admin):
-        return admin
-    key = await key_of(request, admin, key_id, after)
-    if not isinstance(key, d.KeyDetails):
-        return key
+    found_pair = await admin_and_key(request, organization_id, key_id, after)
+    if not isinstance(found_pair, tuple):
+        return found_pair
+    admin, key = found_pair
     why, asked = None, None
     if permission and location:
         asked = (permission, location)
@@ -126,12 +129,10 @@ async def _send_all(
 async def edit_key(
     request: Request[Any, Any, Any], organization_id: str, key_id: str
 ) -> Template | Redirect:
-    admin = await admin_or_refusal(request, organization_id)
-    if not isinstance(admin, Admin):
-        return admin
-    key = await key_of(request, admin, key_id, None)
-    if not isinstance(key, d.KeyDetails):
-        return key
+    found_pair = await admin_and_key(request, organization_id, key_id)
+    if not isinstance(found_pair, tuple):
+        return found_pair
+    admin, key = found_pair
     wanted = KeyForm.parse(await form_lists(request))
     position, error = await _send_all(request, edit_commands(key, wanted, admin.user))
     if error is not None:
@@ -145,12 +146,10 @@ async def edit_key(
 async def _one(
     request: Request[Any, Any, Any], organization_id: str, key_id: str, kind: type[c.KeyCommand]
 ) -> Template | Redirect:
-    admin = await admin_or_refusal(request, organization_id)
-    if not isinstance(admin, Admin):
-        return admin
-    key = await key_of(request, admin, key_id, None)
-    if not isinstance(key, d.KeyDetails):
-        return key
+    found_pair = await admin_and_key(request, organization_id, key_id)
+    if not isinstance(found_pair, tuple):
+        return found_pair
+    admin, key = found_pair
     command = kind(
         command_id=new_command_id(),
         organization_id=organization_id,
@@ -183,12 +182,10 @@ async def enable_key(
 async def confirm_delete(
     request: Request[Any, Any, Any], organization_id: str, key_id: str
 ) -> Template:
-    admin = await admin_or_refusal(request, organization_id)
-    if not isinstance(admin, Admin):
-        return admin
-    key = await key_of(request, admin, key_id, None)
-    if not isinstance(key, d.KeyDetails):
-        return key
+    found_pair = await admin_and_key(request, organization_id, key_id)
+    if not isinstance(found_pair, tuple):
+        return found_pair
+    admin, key = found_pair
     return Template(
         template_name="delete.html", context={"admin": admin, "org": admin.org, "key": key}
     )
@@ -205,12 +202,10 @@ async def delete_key(
 async def rotate_key(
     request: Request[Any, Any, Any], organization_id: str, key_id: str
 ) -> Template:
-    admin = await admin_or_refusal(request, organization_id)
-    if not isinstance(admin, Admin):
-        return admin
-    key = await key_of(request, admin, key_id, None)
-    if not isinstance(key, d.KeyDetails):
-        return key
+    found_pair = await admin_and_key(request, organization_id, key_id)
+    if not isinstance(found_pair, tuple):
+        return found_pair
+    admin, key = found_pair
     form = await form_lists(request)
     text = (form.get("grace_seconds") or [""])[0]
     grace = int(text) if text.isdigit() and len(text) < 10 else -1
