@@ -211,12 +211,27 @@ async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     raise Stopping
 
 
+# A task still running this long after its cancellation is cancelled again (see cancel_all).
+CANCEL_REPEAT_SECONDS = 1.0
+
+
 async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for each to end (whatever it ended with). A caller
-    cancelled meanwhile is cancelled (its own cancellation is never taken for theirs)."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    cancelled meanwhile is cancelled (its own cancellation is never taken for theirs).
+
+    A task still running ``CANCEL_REPEAT_SECONDS`` after its cancellation is cancelled again:
+    on Python 3.11, ``asyncio.wait_for`` returns normally when the cancellation arrives just as
+    the call it waits for completes (CPython gh-86296, fixed in 3.12), and redis-py sends every
+    command through ``wait_for`` when a socket timeout is set, so a loop reading Redis can
+    swallow one cancellation and carry on for ever."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_REPEAT_SECONDS)
+    for task in tasks:  # what each ended with is not the caller's concern: mark it seen
+        if not task.cancelled():
+            task.exception()
 
 
 class Worker:

@@ -18,6 +18,7 @@ from contracts.codec import json_encoder
 from contracts.results import CommandResult, DeadLetter
 from contracts.streams import entry_id_to_position
 from services.common.redis_client import connect
+from services.common.resilience import cancel_all
 from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
@@ -148,8 +149,7 @@ async def test_the_relay_publishes_again_a_tail_that_the_stream_lost(
         last = max(r["position"] for r in results)
         after = await wait_for_stream(redis, settings.events_stream, up_to=last)
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await cancel_all([running])
         await relay.redis.aclose()
     positions = [entry_id_to_position(i) for i, _ in after]
     assert positions == sorted(set(positions))  # each position once, in order

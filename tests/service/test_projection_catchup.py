@@ -18,6 +18,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from services import cli
+from services.common.resilience import cancel_all
 from services.projections.feed.catchup import CatchUpFailed, Replayer
 from services.projections.feed.follower import StreamFollower
 from services.projections.feed.rebuild import rebuild
@@ -103,9 +104,8 @@ class Projection:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.task is not None
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
+        await cancel_all([self.task])
+        assert self.task.cancelled()
         await self.follower.flush(3.0)
         await self.http.aclose()
         self.store.close()

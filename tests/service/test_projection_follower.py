@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from redis.asyncio import Redis
 
+from services.common.resilience import cancel_all
 from services.projections.feed.follower import StreamFollower
 from services.projections.runtime.freshness import Freshness
 from services.projections.runtime.live import LiveReadModel
@@ -86,8 +87,7 @@ async def test_a_store_outage_is_ridden_out_and_everything_applied_is_saved(
         await eventually(lambda: follower.saved and store.position() == live.position)
         assert not freshness.store.is_down
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await cancel_all([running])
     stored = store.load()
     assert set(stored.keys) == set(live.model.keys) == {f"k{k}" for k in range(30)}
     rows = store.query("SELECT position FROM {p}event_log ORDER BY position")

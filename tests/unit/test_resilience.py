@@ -16,6 +16,7 @@ from redis import exceptions as redis_errors
 from services.common.lag import LagTracker, parse_watermark
 from services.common.redact import redacted
 from services.common.resilience import (
+    CANCEL_REPEAT_SECONDS,
     Backoff,
     Outage,
     cancel_all,
@@ -197,3 +198,41 @@ async def test_a_wait_given_up_leaves_no_task_behind() -> None:
         await waiting
     await asyncio.sleep(0)
     assert asyncio.all_tasks() - before - {waiting} == set()
+
+
+async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again() -> None:
+    """As a loop reading Redis does on Python 3.11 when the cancellation lands just as
+    ``asyncio.wait_for`` sees its call complete (redis-py sends every command that way): it
+    carries on as if never cancelled. Stopping it must still end it, soon."""
+    turns_after_cancel = 0
+
+    async def loop_that_swallows_once() -> None:
+        nonlocal turns_after_cancel
+        swallowed = False
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed = True  # carries on, as after wait_for returned normally
+            if swallowed:
+                turns_after_cancel += 1
+
+    task = asyncio.create_task(loop_that_swallows_once())
+    await asyncio.sleep(0.02)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(cancel_all([task]), 5 * CANCEL_REPEAT_SECONDS)
+    assert task.cancelled()
+    assert turns_after_cancel > 0  # it did carry on until cancelled again
+    assert asyncio.get_running_loop().time() - started < 3 * CANCEL_REPEAT_SECONDS
+
+
+async def test_stopping_tasks_raises_none_of_their_errors() -> None:
+    async def fails() -> None:
+        raise RuntimeError("ended badly")
+
+    tasks = [asyncio.create_task(fails()), asyncio.create_task(asyncio.sleep(60))]
+    await asyncio.sleep(0)
+    await cancel_all(tasks)
+    assert isinstance(tasks[0].exception(), RuntimeError) and tasks[1].cancelled()
