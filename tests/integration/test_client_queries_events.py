@@ -50,6 +50,23 @@ async def test_every_query_answers_with_the_contract_struct(product: Product) ->
         assert [e.type for e in history.entries] == ["ApiKeyCreated"]
 
 
+async def test_history_as_of_ends_at_that_instant(product: Product) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        organization, key_id, _ = await organization_with_key(client)
+        between = datetime.now(UTC)
+        await asyncio.sleep(0.01)
+        renamed = await client.rename_key(
+            organization, "alice", key_id, "Renamed", raise_on_reject=True
+        )
+        assert renamed.position is not None
+        whole = await client.history(key_id, min_position=renamed.position)
+        assert [e.type for e in whole.entries] == ["ApiKeyCreated", "ApiKeyRenamed"]
+        then = await client.history(key_id, as_of=between, min_position=renamed.position)
+        assert [e.type for e in then.entries] == ["ApiKeyCreated"]
+        before = await client.history(key_id, as_of=datetime(2000, 1, 1, tzinfo=UTC))
+        assert before.entries == []
+
+
 async def test_query_errors_are_typed(product: Product) -> None:
     async with ApiKeysClient(product.settings()) as client:
         with pytest.raises(QueryRejected) as rejected:
