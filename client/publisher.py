@@ -52,7 +52,8 @@ class Publisher:
         self.partitions = 1
         # the follower's blocking read gets a connection of its own
         self.results = ResultFollower(
-            connect(settings.redis_url, max_connections=1), settings.results_stream
+            connect(settings.redis_url, cluster=settings.redis_cluster, max_connections=1),
+            settings.results_stream,
         )
         self._slots = asyncio.Semaphore(settings.max_in_flight)
 

@@ -6,12 +6,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from contracts.redis_layout import cluster_setting
 from contracts.streams import COMMANDS_STREAM, EVENTS_STREAM, RESULTS_STREAM
 
 
 @dataclass(frozen=True)
 class ClientSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # a Redis Cluster (redis_url names any node, or several comma-separated): every stream is
+    # one key, so each read and write keeps to one hash slot
+    redis_cluster: bool = False
     projection_url: str = "http://127.0.0.1:8080"
     commands_stream: str = COMMANDS_STREAM
     results_stream: str = RESULTS_STREAM
@@ -32,6 +36,7 @@ class ClientSettings:
         partitions = env.get("APIKEYS_PARTITIONS")
         return cls(
             redis_url=env.get("REDIS_URL", cls.redis_url),
+            redis_cluster=cluster_setting(env),
             projection_url=env.get("APIKEYS_PROJECTION_URL", cls.projection_url),
             commands_stream=env.get("APIKEYS_COMMANDS_STREAM", COMMANDS_STREAM),
             results_stream=env.get("APIKEYS_RESULTS_STREAM", RESULTS_STREAM),

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
 from client.errors import EventsMissing
+from client.group_gaps import Entries, GroupGaps
 from contracts.events import AnyEvent, event_decoder
 from contracts.streams import DATA_FIELD, position_to_entry_id
 
@@ -26,8 +27,6 @@ log = logging.getLogger("client.events")
 READ_COUNT = 500
 MAX_BACKOFF = 2.0
 _DATA = DATA_FIELD.encode()
-
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def _start_id(after: int) -> str:
@@ -46,6 +45,7 @@ class Subscriber:
     def __init__(self, redis: Redis, stream: str) -> None:
         self.redis = redis
         self.stream = stream
+        self.gaps = GroupGaps(redis, stream)
 
     async def events(
         self, after: int = 0, *, count: int = READ_COUNT, block_ms: int = BLOCK_MS
@@ -89,18 +89,24 @@ class Subscriber:
         """The events of a consumer group, each to one of its consumers, acknowledged when the
         consumer asks for the next one (at least once: an event being handled when a consumer
         stops is handled again, by it after a restart or by another after ``claim_idle_ms``).
-        A new group starts after ``start_after``; if the stream no longer holds the event
-        after it, ``EventsMissing``. Order holds only within one consumer's share."""
+        A new group starts after ``start_after``. Order holds only within one consumer's share.
+
+        Every delivery of new events is checked against the last event the group was given
+        (``group_gaps``): events the stream no longer held when the group came to them raise
+        ``EventsMissing`` here, and for every consumer of the group, until
+        ``resume_group`` says they were caught up with."""
         await self._create_group(group, start_after)
         backlog = True  # first this consumer's own pending entries (a restart)
         while True:
             try:
+                await self._raise_recorded_gap(group)
                 entries = await self._next_entries(group, consumer, backlog, claim_idle_ms, count)
                 if backlog and not entries:
                     backlog = False
                     continue
+                gap = None
                 if not entries:
-                    entries = await self._read_new(group, consumer, count, block_ms)
+                    entries, gap = await self._read_new(group, consumer, count, block_ms)
             except RECONNECT_ERRORS as error:
                 log.warning("events stream unreachable (%s); retrying", type(error).__name__)
                 await asyncio.sleep(MAX_BACKOFF)
@@ -109,6 +115,18 @@ class Subscriber:
             for entry_id, fields in entries:
                 yield event_decoder.decode(fields[_DATA])
                 await self.redis.xack(self.stream, group, entry_id)
+            if gap is not None:
+                raise gap
+
+    async def resume_group(self, group: str) -> None:
+        """After catching up with the events a group missed (``EventsMissing``): let its
+        consumers read on from the first event after the gap."""
+        await self.gaps.resume(group)
+
+    async def _raise_recorded_gap(self, group: str) -> None:
+        gap = await self.gaps.recorded_gap(group)
+        if gap is not None:
+            raise gap
 
     async def _create_group(self, group: str, start_after: int) -> None:
         start_id = _start_id(start_after)
@@ -118,6 +136,7 @@ class Subscriber:
             if "BUSYGROUP" not in str(error):
                 raise
             return  # an existing group goes on from where it is
+        await self.gaps.started(group, start_after)
         first: Any = await self.redis.xrange(self.stream, min=f"({start_id}", count=1)
         if first:
             check_continuity(start_after, event_decoder.decode(first[0][1][_DATA]))
@@ -140,8 +159,16 @@ class Subscriber:
             await self.redis.xack(self.stream, group, *gone)
         return [(i, f) for i, f in entries if f]
 
-    async def _read_new(self, group: str, consumer: str, count: int, block_ms: int) -> Entries:
-        reply: Any = await self.redis.xreadgroup(
-            group, consumer, {self.stream: ">"}, count=count, block=block_ms
-        )
-        return [(i, f) for _, entries in reply or () for i, f in entries]
+    async def _read_new(
+        self, group: str, consumer: str, count: int, block_ms: int
+    ) -> tuple[Entries, EventsMissing | None]:
+        """New entries for this consumer, checked against the group's last delivery; waits
+        up to ``block_ms`` for some when there are none."""
+        entries, gap, top = await self.gaps.deliver(group, consumer, count)
+        if top is None:
+            return entries, gap
+        # nothing new: wait (taking nothing) for an entry after the one that was the stream's
+        # top when the group had had everything
+        await self.redis.xread({self.stream: top}, count=1, block=block_ms)
+        entries, gap, _ = await self.gaps.deliver(group, consumer, count)
+        return entries, gap

@@ -27,6 +27,8 @@ def new_client(settings: AdminSettings) -> ApiKeysClient:
     return ApiKeysClient(
         ClientSettings(
             redis_url=settings.redis_url,
+            redis_cluster=settings.redis_cluster,
+            partitions=settings.partitions,
             projection_url=settings.projections_url,
             commands_stream=settings.commands_stream,
             results_stream=settings.results_stream,

@@ -145,3 +145,57 @@ async def test_a_consumer_group_shares_the_events_out_once(product: Product) -> 
             task.cancel()
         assert done
     assert sorted(seen) == sorted(set(seen)) and len(seen) == total
+
+
+async def test_a_group_raises_events_missing_when_the_stream_is_trimmed_between_deliveries(
+    product: Product,
+) -> None:
+    stream = f"window-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    async with ApiKeysClient(product.settings(events_stream=stream)) as client:
+        await organization_with_key(client)
+        source = await client.redis.xrange(product.topology.streams.events, count=6)
+        positions = [int(entry_id.split(b"-")[0]) for entry_id, _ in source]
+        for entry_id, fields in source[:3]:
+            await client.redis.xadd(stream, fields, id=entry_id)
+        one = client.group_events(group, "one", count=10)
+        first = await collect(one, 3)
+        assert [e.position for e in first] == positions[:3]
+
+        for entry_id, fields in source[3:]:
+            await client.redis.xadd(stream, fields, id=entry_id)
+        # the window moves on before the group comes to the fourth event
+        await client.redis.xtrim(stream, minid=source[4][0], approximate=False)
+        with pytest.raises(EventsMissing) as missing:
+            await collect(one, 1)
+        assert (missing.value.after_position, missing.value.up_to_position) == (
+            positions[2],
+            positions[3],
+        )
+        assert f"resume_group({group!r})" in str(missing.value)
+        # every consumer of the group is told, until the gap was caught up with
+        with pytest.raises(EventsMissing):
+            await collect(client.group_events(group, "two"), 1)
+        await client.resume_group(group)
+        rest = await collect(client.group_events(group, "one"), 2)
+        assert [e.position for e in rest] == positions[4:6]
+
+
+async def test_consecutive_deliveries_to_several_consumers_raise_nothing(
+    product: Product,
+) -> None:
+    """Deliveries alternate between two consumers of one group: each checks against the
+    group's last delivery, not its own (no false gap)."""
+    stream = f"shared-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    async with ApiKeysClient(product.settings(events_stream=stream)) as client:
+        await organization_with_key(client)
+        source = await client.redis.xrange(product.topology.streams.events, count=8)
+        one = client.group_events(group, "one", count=1)
+        two = client.group_events(group, "two", count=1)
+        seen: list[int] = []
+        for index, (entry_id, fields) in enumerate(source):
+            await client.redis.xadd(stream, fields, id=entry_id)
+            taken = await collect(one if index % 2 == 0 else two, 1)
+            seen.extend(e.position for e in taken)
+        assert seen == [int(i.split(b"-")[0]) for i, _ in source]

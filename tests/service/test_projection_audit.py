@@ -165,7 +165,7 @@ class TestAuditOverHttp:
         log, steps = scenario()
         at = steps[len(steps) // 2][0].isoformat().replace("+00:00", "Z")
         whole = (await client.get(f"/v1/keys/key-1/history?as_of={at}")).json()["entries"]
-        assert 2 < len(whole)
+        assert len(whole) > 2
         pages, after = [], 0
         while after is not None:
             url = f"/v1/keys/key-1/history?as_of={at}&limit=2&after_position={after}"
