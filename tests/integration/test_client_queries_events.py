@@ -93,6 +93,15 @@ async def collect(iterator, count: int, timeout: float = 20.0) -> list[ev.AnyEve
     return found
 
 
+async def published(client: ApiKeysClient, stream: str, position: int) -> None:
+    for _ in range(200):
+        top = await client.redis.xrevrange(stream, count=1)
+        if top and int(top[0][0].split(b"-")[0]) >= position:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"position {position} not published on {stream} within 10 s")
+
+
 async def test_events_resume_after_a_position_without_gap_or_repeat(product: Product) -> None:
     async with ApiKeysClient(product.settings()) as client:
         _, key_id, position = await organization_with_key(client)
@@ -122,7 +131,9 @@ async def test_a_position_older_than_the_stream_raises_events_missing(product: P
 
 async def test_a_consumer_group_shares_the_events_out_once(product: Product) -> None:
     async with ApiKeysClient(product.settings()) as client:
-        await organization_with_key(client)
+        _, _, position = await organization_with_key(client)
+        # the result comes before the relay has published the events: wait for them
+        await published(client, product.topology.streams.events, position)
         total = await client.redis.xlen(product.topology.streams.events)
         group = f"g-{uuid.uuid4().hex[:6]}"
         one = client.group_events(group, "one", count=3)
@@ -153,7 +164,8 @@ async def test_a_group_raises_events_missing_when_the_stream_is_trimmed_between_
     stream = f"window-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:6]}"
     async with ApiKeysClient(product.settings(events_stream=stream)) as client:
-        await organization_with_key(client)
+        _, _, position = await organization_with_key(client)
+        await published(client, product.topology.streams.events, position)
         source = await client.redis.xrange(product.topology.streams.events, count=6)
         positions = [int(entry_id.split(b"-")[0]) for entry_id, _ in source]
         for entry_id, fields in source[:3]:
@@ -189,7 +201,8 @@ async def test_consecutive_deliveries_to_several_consumers_raise_nothing(
     stream = f"shared-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:6]}"
     async with ApiKeysClient(product.settings(events_stream=stream)) as client:
-        await organization_with_key(client)
+        _, _, position = await organization_with_key(client)
+        await published(client, product.topology.streams.events, position)
         source = await client.redis.xrange(product.topology.streams.events, count=8)
         one = client.group_events(group, "one", count=1)
         two = client.group_events(group, "two", count=1)
