@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from client.partitions import PARTITIONS_KEY
 from contracts.redis_layout import cluster_setting
 from contracts.streams import COMMANDS_STREAM, EVENTS_STREAM, RESULTS_STREAM
 
@@ -23,6 +24,7 @@ class ClientSettings:
     # None: take the number the keys service published (1 when it published none); a number:
     # refuse to publish when the keys service published a different one
     partitions: int | None = None
+    partitions_key: str = PARTITIONS_KEY  # where the keys service published its number
     caller_token: str | None = None  # sent as "Authorization: Bearer ..." on every query
     send_timeout: float = 10.0  # seconds to wait for a result before resending
     resends: int = 2  # resends (same command_id) after a timeout before CommandTimeout
@@ -42,5 +44,6 @@ class ClientSettings:
             results_stream=env.get("APIKEYS_RESULTS_STREAM", RESULTS_STREAM),
             events_stream=env.get("APIKEYS_EVENTS_STREAM", EVENTS_STREAM),
             partitions=int(partitions) if partitions else None,
+            partitions_key=env.get("APIKEYS_PARTITIONS_KEY", PARTITIONS_KEY),
             caller_token=env.get("APIKEYS_CALLER_TOKEN") or None,
         )

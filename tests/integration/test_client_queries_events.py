@@ -15,8 +15,10 @@ from contracts.queries import KeyPermissionsAnswer, OrganizationKeysAnswer
 from tests.integration.conftest import Product
 
 
-async def organization_with_key(client: ApiKeysClient) -> tuple[str, str, int]:
-    organization = f"org-{uuid.uuid4().hex[:8]}"
+async def organization_with_key(
+    client: ApiKeysClient, organization: str | None = None
+) -> tuple[str, str, int]:
+    organization = organization or f"org-{uuid.uuid4().hex[:8]}"
     await client.enable_api_module(organization, raise_on_reject=True)
     await client.grant_api_administrator(organization, "alice", raise_on_reject=True)
     await client.define_location(organization, "plant-7", "Plant 7", raise_on_reject=True)
