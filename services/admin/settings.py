@@ -8,8 +8,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contracts.partitions import PARTITIONS_KEY
+from contracts.redis_layout import cluster_setting
 from contracts.streams import COMMANDS_STREAM, RESULTS_STREAM
-from services.common.redis_client import cluster_setting
 from services.common.http_limits import HttpLimits
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -27,6 +28,7 @@ class AdminSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
     partitions: int | None = None  # None: the number the keys service published
+    partitions_key: str = PARTITIONS_KEY
     commands_stream: str = COMMANDS_STREAM
     results_stream: str = RESULTS_STREAM
     command_timeout: float = 10.0
@@ -59,6 +61,7 @@ class AdminSettings:
             redis_url=env.get("REDIS_URL", cls.redis_url),
             redis_cluster=cluster_setting(env),
             partitions=int(env["APIKEYS_PARTITIONS"]) if env.get("APIKEYS_PARTITIONS") else None,
+            partitions_key=env.get("APIKEYS_PARTITIONS_KEY", PARTITIONS_KEY),
             commands_stream=env.get("APIKEYS_COMMANDS_STREAM", cls.commands_stream),
             results_stream=env.get("APIKEYS_RESULTS_STREAM", cls.results_stream),
             command_timeout=float(env.get("APIKEYS_ADMIN_COMMAND_TIMEOUT", cls.command_timeout)),

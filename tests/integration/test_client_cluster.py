@@ -195,6 +195,7 @@ def test_the_sync_client_from_the_environment_on_a_cluster(product: ClusterProdu
 async def test_the_admin_writer_sends_to_the_cluster(product: ClusterProduct) -> None:
     settings = AdminSettings.from_env(product.env())
     assert settings.redis_cluster and settings.partitions == PARTITIONS
+    assert settings.partitions_key == product.partitions_key
     async with new_client(settings) as client:
         organization = organizations_in({2}, 1)[0]
         result = await attempt(client.enable_api_module(organization))
