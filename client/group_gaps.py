@@ -83,6 +83,13 @@ class GroupGaps:
         recorded: Any = await self.redis.hget(self.gaps_key, group)
         return None if recorded is None else missing(recorded, group)
 
+    async def record(self, group: str, after: int, up_to: int) -> EventsMissing:
+        """Record a gap found outside a delivery (pending entries trimmed before they were
+        handled) unless one is recorded already; the recorded one."""
+        await self.redis.hsetnx(self.gaps_key, group, f"{after} {up_to}")
+        recorded = await self.recorded_gap(group)
+        return recorded or EventsMissing(after, up_to, group)
+
     async def resume(self, group: str) -> None:
         await self.redis.hdel(self.gaps_key, group)
 

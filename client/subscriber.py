@@ -21,7 +21,7 @@ from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
 from client.errors import EventsMissing
 from client.group_gaps import Entries, GroupGaps
 from contracts.events import AnyEvent, event_decoder
-from contracts.streams import DATA_FIELD, position_to_entry_id
+from contracts.streams import DATA_FIELD, entry_id_to_position, position_to_entry_id
 
 log = logging.getLogger("client.events")
 READ_COUNT = 500
@@ -94,7 +94,9 @@ class Subscriber:
         Every delivery of new events is checked against the last event the group was given
         (``group_gaps``): events the stream no longer held when the group came to them raise
         ``EventsMissing`` here, and for every consumer of the group, until
-        ``resume_group`` says they were caught up with."""
+        ``resume_group`` says they were caught up with. So do events given to a consumer
+        and trimmed from the stream before they were acknowledged (found when they are read
+        again after a restart or claimed by another consumer)."""
         await self._create_group(group, start_after)
         backlog = True  # first this consumer's own pending entries (a restart)
         while True:
@@ -144,19 +146,26 @@ class Subscriber:
     async def _next_entries(
         self, group: str, consumer: str, backlog: bool, claim_idle_ms: int, count: int
     ) -> Entries:
-        if backlog:
-            reply: Any = await self.redis.xreadgroup(
-                group, consumer, {self.stream: "0"}, count=count
-            )
-            entries = [(i, f) for _, found in reply or () for i, f in found]
-        else:
+        if not backlog:
             claimed: Any = await self.redis.xautoclaim(
                 self.stream, group, consumer, min_idle_time=claim_idle_ms, count=count
             )
-            entries = list(claimed[1])
+            # Redis 6.2 gives a trimmed entry it claimed without its id; the claimed entries
+            # are this consumer's now, so its own pending list (below) names them
+            if all(i is not None for i, _ in claimed[1]):
+                # Redis 7 lists trimmed pending entries apart (and drops them)
+                trimmed: Entries = [(i, {}) for i in (claimed[2] if len(claimed) > 2 else ())]
+                return await self._kept(group, [*claimed[1], *trimmed])
+        reply: Any = await self.redis.xreadgroup(group, consumer, {self.stream: "0"}, count=count)
+        return await self._kept(group, [(i, f) for _, found in reply or () for i, f in found])
+
+    async def _kept(self, group: str, entries: Entries) -> Entries:
         gone = [i for i, f in entries if not f]  # pending, but trimmed from the stream since
         if gone:
+            # delivered, maybe never handled, and no longer there to handle again: a gap
             await self.redis.xack(self.stream, group, *gone)
+            positions = sorted(entry_id_to_position(i) for i in gone)
+            raise await self.gaps.record(group, positions[0] - 1, positions[-1])
         return [(i, f) for i, f in entries if f]
 
     async def _read_new(

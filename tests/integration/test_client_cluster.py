@@ -23,7 +23,12 @@ from services.admin.settings import AdminSettings
 from tests.faults.deployment import Streams
 from tests.faults.processes import ProcessHarness
 from tests.integration.cluster_deployment import ClusterDeployment
-from tests.integration.test_client_queries_events import collect, organization_with_key, published
+from tests.integration.test_client_queries_events import (
+    collect,
+    organization_with_key,
+    pending_events_trimmed_before_they_were_handled,
+    published,
+)
 from tests.support.redis_cluster import LocalRedisCluster
 
 PARTITIONS = 3
@@ -183,6 +188,16 @@ async def test_a_gap_between_group_deliveries_is_raised_on_a_cluster(
         await client.resume_group(group)
         rest = await collect(client.group_events(group, "one"), 2)
         assert [e.position for e in rest] == positions[3:5]
+
+
+async def test_pending_events_trimmed_before_they_were_handled_raise_on_a_cluster(
+    product: ClusterProduct,
+) -> None:
+    """Redis 7 (the cluster's) lists trimmed pending entries apart in XAUTOCLAIM's reply."""
+    async with ApiKeysClient(product.settings()) as client:
+        _, _, position = await organization_with_key(client, organizations_in({2}, 1)[0])
+        await published(client, product.streams.events, position)
+        await pending_events_trimmed_before_they_were_handled(client, product.streams.events)
 
 
 def test_the_sync_client_from_the_environment_on_a_cluster(product: ClusterProduct) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from client import ApiKeysClient, EventsMissing, ProjectionUnavailable, QueryRejected
+from client.subscriber import Subscriber
 from contracts import events as ev
 from contracts.queries import KeyPermissionsAnswer, OrganizationKeysAnswer
 from tests.integration.conftest import Product
@@ -214,3 +215,40 @@ async def test_consecutive_deliveries_to_several_consumers_raise_nothing(
             taken = await collect(one if index % 2 == 0 else two, 1)
             seen.extend(e.position for e in taken)
         assert seen == [int(i.split(b"-")[0]) for i, _ in source]
+
+
+async def pending_events_trimmed_before_they_were_handled(
+    client: ApiKeysClient, source_stream: str
+) -> EventsMissing:
+    """Consumer one is given three events and handles only the first (then stops); the
+    stream is trimmed past all three; consumer two claims one's pending entries."""
+    stream = f"claimed-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    source = await client.redis.xrange(source_stream, count=3)
+    for entry_id, fields in source:
+        await client.redis.xadd(stream, fields, id=entry_id)
+    subscriber = Subscriber(client.redis, stream)
+    one = subscriber.group_events(group, "one", count=10)
+    await collect(one, 1)
+    await client.redis.xtrim(stream, maxlen=0, approximate=False)
+    await asyncio.sleep(0.1)
+    with pytest.raises(EventsMissing) as missing:
+        await collect(subscriber.group_events(group, "two", claim_idle_ms=50), 1)
+    positions = [int(entry_id.split(b"-")[0]) for entry_id, _ in source]
+    # one never asked for the next event, so not even the first was acknowledged
+    assert (missing.value.after_position, missing.value.up_to_position) == (
+        positions[0] - 1,
+        positions[2],
+    )
+    return missing.value
+
+
+async def test_pending_events_trimmed_before_they_were_handled_raise_events_missing(
+    product: Product,
+) -> None:
+    async with ApiKeysClient(product.settings()) as client:
+        _, _, position = await organization_with_key(client)
+        await published(client, product.topology.streams.events, position)
+        await pending_events_trimmed_before_they_were_handled(
+            client, product.topology.streams.events
+        )
