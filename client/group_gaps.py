@@ -65,19 +65,36 @@ if last then redis.call('HSET', KEYS[2], ARGV[1], string.format('%d', last)) end
 return {'entries', kept, gap}
 """
 
+# KEYS: stream, positions hash, gaps hash; ARGV: group, start id, start position.
+# 1 when the group was created (its first event must follow the start position), 0 when it
+# existed: one step, so no consumer reads the new group before its start is recorded.
+CREATE = """
+local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[2], 'MKSTREAM')
+if type(created) == 'table' and created.err then
+  if string.find(created.err, 'BUSYGROUP') then return 0 end
+  return redis.error_reply(created.err)
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+
 
 class GroupGaps:
     def __init__(self, redis: Redis, stream: str) -> None:
         self.redis = redis
         self.stream = stream
         self._deliver = redis.register_script(DELIVER)
+        self._create = redis.register_script(CREATE)
         self.positions_key = same_slot_key(stream, ".group-positions")
         self.gaps_key = same_slot_key(stream, ".group-gaps")
 
-    async def started(self, group: str, start_after: int) -> None:
-        """A new group: its first event must follow ``start_after``."""
-        await self.redis.hset(self.positions_key, group, str(start_after))
-        await self.redis.hdel(self.gaps_key, group)
+    async def create(self, group: str, start_id: str, start_after: int) -> bool:
+        """Create the group at ``start_id`` unless it exists (then False); a new group's
+        first event must follow ``start_after``."""
+        keys = [self.stream, self.positions_key, self.gaps_key]
+        created: Any = await self._create(keys=keys, args=[group, start_id, start_after])
+        return bool(created)
 
     async def recorded_gap(self, group: str) -> EventsMissing | None:
         recorded: Any = await self.redis.hget(self.gaps_key, group)

@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
@@ -132,13 +131,8 @@ class Subscriber:
 
     async def _create_group(self, group: str, start_after: int) -> None:
         start_id = _start_id(start_after)
-        try:
-            await self.redis.xgroup_create(self.stream, group, id=start_id, mkstream=True)
-        except redis_errors.ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        if not await self.gaps.create(group, start_id, start_after):
             return  # an existing group goes on from where it is
-        await self.gaps.started(group, start_after)
         first: Any = await self.redis.xrange(self.stream, min=f"({start_id}", count=1)
         if first:
             check_continuity(start_after, event_decoder.decode(first[0][1][_DATA]))
