@@ -61,7 +61,7 @@ class ApiKeysClient(KeyCommandHelpers, QueryMethods):
     @property
     def redis(self) -> Redis:
         if self._redis is None:
-            self._redis = connect(self.settings.redis_url)
+            self._redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
         return self._redis
 
     @property
@@ -103,3 +103,8 @@ class ApiKeysClient(KeyCommandHelpers, QueryMethods):
         """A consumer group's share of the events (see ``Subscriber.group_events``)."""
         subscriber = Subscriber(self.redis, self.settings.events_stream)
         return subscriber.group_events(group, consumer, **options)
+
+    async def resume_group(self, group: str) -> None:
+        """After a group's ``EventsMissing`` was caught up with (see the error's text): let
+        its consumers read on from the first event after the gap."""
+        await Subscriber(self.redis, self.settings.events_stream).resume_group(group)

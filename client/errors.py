@@ -51,14 +51,19 @@ class EventsMissing(ClientError):
     """Events after ``after_position`` up to ``up_to_position`` are no longer on the events
     stream (it keeps a window): catch up from the event store before reading on."""
 
-    def __init__(self, after_position: int, up_to_position: int) -> None:
+    def __init__(self, after_position: int, up_to_position: int, group: str | None = None) -> None:
+        read_on = (
+            f"then call resume_group({group!r}) and read on"
+            if group is not None
+            else f"then read on after position {up_to_position}"
+        )
         super().__init__(
             f"events after position {after_position} up to {up_to_position} are no longer on "
             "the events stream; catch up first: run `apikeys export --since "
             f"{after_position}` where the event store is (or ask for a replay on "
-            "apikeys.replay-requests), apply those events, then read on after position "
-            f"{up_to_position}"
+            f"apikeys.replay-requests), apply those events, {read_on}"
         )
+        self.group = group
         self.after_position = after_position
         self.up_to_position = up_to_position
 

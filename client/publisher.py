@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from client.connection import connect, text
 from client.errors import CommandRejected, CommandTimeout, InvalidCommand, PartitionMismatch
-from client.partitions import PARTITIONS_KEY, commands_stream_for
+from client.partitions import commands_stream_for
 from client.results import ResultFollower
 from client.settings import ClientSettings
 from contracts.codec import json_encoder
@@ -52,7 +52,8 @@ class Publisher:
         self.partitions = 1
         # the follower's blocking read gets a connection of its own
         self.results = ResultFollower(
-            connect(settings.redis_url, max_connections=1), settings.results_stream
+            connect(settings.redis_url, cluster=settings.redis_cluster, max_connections=1),
+            settings.results_stream,
         )
         self._slots = asyncio.Semaphore(settings.max_in_flight)
 
@@ -66,7 +67,7 @@ class Publisher:
     async def check_partitions(self) -> int:
         """The number of partitions to publish with (PartitionMismatch if the configured one
         differs from the one the keys service published)."""
-        published_raw = await self.redis.get(PARTITIONS_KEY)
+        published_raw = await self.redis.get(self.settings.partitions_key)
         published = int(text(published_raw)) if published_raw is not None else None
         configured = self.settings.partitions
         if configured is not None and published is not None and configured != published:

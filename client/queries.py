@@ -132,9 +132,13 @@ class QueryMethods:
         after_position: int = 0,
         limit: int = 100,
         min_position: int | None = None,
+        as_of: datetime | None = None,
     ) -> KeyHistoryAnswer:
-        """One page of the key's events; the next starts after ``next_after_position``."""
-        params = _params(after_position=after_position, limit=limit, min_position=min_position)
+        """One page of the key's events (with ``as_of``: those that occurred at or before
+        it); the next page starts after ``next_after_position``."""
+        params = _params(
+            after_position=after_position, limit=limit, min_position=min_position, as_of=as_of
+        )
         return await self._get(f"/v1/keys/{_path(key_id)}/history", params, KeyHistoryAnswer)
 
     async def _get(self, path: str, params: dict[str, str], answer: type[T]) -> T:

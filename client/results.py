@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
+from client.connection import BLOCK_MS, RECONNECT_ERRORS, is_cluster, text
 from contracts.results import CommandResult, result_decoder
 from contracts.streams import DATA_FIELD
 
@@ -46,7 +46,10 @@ class ResultFollower:
         (cancelling a task inside redis-py's blocking read can leave it hanging)."""
         self._stopping = True
         if self._task is not None:
-            await self.redis.connection_pool.disconnect(inuse_connections=True)
+            if not is_cluster(self.redis):
+                await self.redis.connection_pool.disconnect(inuse_connections=True)
+            # a cluster client would take a closed connection for a failed node and read
+            # again: there the read is let end by itself (within BLOCK_MS)
             done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
             if not done:
                 self._task.cancel()

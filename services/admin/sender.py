@@ -27,6 +27,9 @@ def new_client(settings: AdminSettings) -> ApiKeysClient:
     return ApiKeysClient(
         ClientSettings(
             redis_url=settings.redis_url,
+            redis_cluster=settings.redis_cluster,
+            partitions=settings.partitions,
+            partitions_key=settings.partitions_key,
             projection_url=settings.projections_url,
             commands_stream=settings.commands_stream,
             results_stream=settings.results_stream,

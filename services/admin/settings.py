@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contracts.partitions import PARTITIONS_KEY
+from contracts.redis_layout import cluster_setting
 from contracts.streams import COMMANDS_STREAM, RESULTS_STREAM
 from services.common.http_limits import HttpLimits
 
@@ -24,6 +26,9 @@ class AdminSettings:
     trusted_proxies: tuple[Network, ...] = ()
     dev_user: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    partitions: int | None = None  # None: the number the keys service published
+    partitions_key: str = PARTITIONS_KEY
     commands_stream: str = COMMANDS_STREAM
     results_stream: str = RESULTS_STREAM
     command_timeout: float = 10.0
@@ -54,6 +59,9 @@ class AdminSettings:
             trusted_proxies=parse_networks(env.get("APIKEYS_ADMIN_TRUSTED_PROXIES", "")),
             dev_user=env.get("APIKEYS_ADMIN_DEV_USER") or None,
             redis_url=env.get("REDIS_URL", cls.redis_url),
+            redis_cluster=cluster_setting(env),
+            partitions=int(env["APIKEYS_PARTITIONS"]) if env.get("APIKEYS_PARTITIONS") else None,
+            partitions_key=env.get("APIKEYS_PARTITIONS_KEY", PARTITIONS_KEY),
             commands_stream=env.get("APIKEYS_COMMANDS_STREAM", cls.commands_stream),
             results_stream=env.get("APIKEYS_RESULTS_STREAM", cls.results_stream),
             command_timeout=float(env.get("APIKEYS_ADMIN_COMMAND_TIMEOUT", cls.command_timeout)),

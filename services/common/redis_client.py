@@ -3,9 +3,7 @@ single Redis server or, with ``APIKEYS_REDIS_CLUSTER=true``, a Redis Cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -13,28 +11,23 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+# the shared parts of the Redis layout, kept where the client library can use them too
+from contracts.redis_layout import CLUSTER_SETTING as CLUSTER_SETTING
+from contracts.redis_layout import cluster_nodes as cluster_nodes
+from contracts.redis_layout import cluster_setting as cluster_setting
+from contracts.redis_layout import same_slot_key as same_slot_key
+
 # A blocking read waits at most this long on the server, so the socket timeout sits above it.
 SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 2.0
 HEALTH_CHECK_SECONDS = 15
 MAX_CONNECTIONS = 16  # per server (on a cluster: per node)
-CLUSTER_SETTING = "APIKEYS_REDIS_CLUSTER"
 
 
 def retry(retries: int) -> Retry:
     """redis-py's retry of a command on a dropped connection: exponential backoff from 0.05 s,
     capped at 0.5 s (8 retries ride out about 2.7 s, a Redis restart under ``apikeys run``)."""
     return Retry(ExponentialBackoff(cap=0.5, base=0.05), retries)
-
-
-def cluster_setting(env: Mapping[str, str]) -> bool:
-    """``APIKEYS_REDIS_CLUSTER``: true when ``REDIS_URL`` names a node of a Redis Cluster."""
-    text = env.get(CLUSTER_SETTING, "false").strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{CLUSTER_SETTING} must be true or false, got {text!r}")
 
 
 def connect(
@@ -69,30 +62,5 @@ def connect(
     return Redis.from_url(url, **options)
 
 
-def cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
-    """A cluster's ``REDIS_URL`` may name several nodes, comma-separated
-    (``redis://[user:password@]host1:port1,host2:port2/0``), so that a process started while
-    one of them is down still finds the cluster. Returns the URL of the first node alone and
-    every node's address."""
-    parts = urlsplit(url)
-    auth, at, hosts = parts.netloc.rpartition("@")
-    nodes = []
-    for address in hosts.split(","):
-        host, colon, port = address.strip().rpartition(":")
-        nodes.append((host, int(port)) if colon else (address.strip(), 6379))
-    first = f"{auth}{at}{nodes[0][0]}:{nodes[0][1]}"
-    return urlunsplit(parts._replace(netloc=first)), nodes
-
-
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
-
-
-def same_slot_key(key: str, suffix: str) -> str:
-    """A key that a Redis Cluster keeps in ``key``'s hash slot (so one script may touch
-    both): ``key``'s own hash tag if it has one, else ``key`` as the tag."""
-    start = key.find("{")
-    end = key.find("}", start + 1) if start >= 0 else -1
-    if start >= 0 and end > start + 1:
-        return f"{key}{suffix}"
-    return f"{{{key}}}{suffix}"

@@ -144,6 +144,10 @@ def test_the_admin_page_reads_through_the_queries_address_with_the_keys_partitio
     services: dict[str, Any],
 ) -> None:
     admin = services["admin"]
+    # it writes through the client library, to the same cluster as the keys service
+    for setting in ("REDIS_URL", "APIKEYS_REDIS_CLUSTER"):
+        assert admin["environment"][setting] == services["keys-1"]["environment"][setting]
+    assert admin["environment"]["APIKEYS_REDIS_CLUSTER"] == "true"
     assert set(admin["depends_on"]) == {"redis-cluster-create", "queries"}
     assert admin["environment"]["APIKEYS_ADMIN_PROJECTIONS_URL"] == "http://queries:8080"
     assert (

@@ -151,6 +151,29 @@ class TestAuditOverHttp:
         assert rest["entries"][-1]["type"] == "ApiKeyDeleted"
         assert rest["next_after_position"] is None
 
+    async def test_history_as_of_ends_at_that_instant_inclusive(self, client):
+        log, steps = scenario()
+        key_events = [e for e in log.events if getattr(e, "key_id", None) == "key-1"]
+        for moment, _, _ in steps:
+            for at in (moment - TICK, moment):
+                stamp = at.isoformat().replace("+00:00", "Z")
+                answer = (await client.get(f"/v1/keys/key-1/history?as_of={stamp}")).json()
+                expected = [e.position for e in key_events if e.occurred_at <= at]
+                assert [e["position"] for e in answer["entries"]] == expected, stamp
+
+    async def test_history_as_of_pages_within_its_instant(self, client):
+        log, steps = scenario()
+        at = steps[len(steps) // 2][0].isoformat().replace("+00:00", "Z")
+        whole = (await client.get(f"/v1/keys/key-1/history?as_of={at}")).json()["entries"]
+        assert len(whole) > 2
+        pages, after = [], 0
+        while after is not None:
+            url = f"/v1/keys/key-1/history?as_of={at}&limit=2&after_position={after}"
+            page = (await client.get(url)).json()
+            pages.extend(page["entries"])
+            after = page["next_after_position"]
+        assert pages == whole
+
     async def test_check_as_of_answers_like_the_key_was_then(self, client):
         live = (await client.get(check_url())).json()
         assert live["denied_because"] == "deleted"
@@ -183,6 +206,8 @@ class TestAuditOverHttp:
             "/v1/keys/key-1/history?limit=0",
             "/v1/keys/key-1/history?after_position=-1",
             "/v1/keys/key-1/permissions?as_of=yesterday",
+            "/v1/keys/key-1/history?as_of=yesterday",
+            "/v1/keys/key-1/history?as_of=2024-13-01T00:00:00Z",
             check_url(as_of="not-a-time"),
         ],
     )

@@ -93,6 +93,7 @@ class TestScopes:
             ("gateway", CHECK.format(key="ka") + "&as%5Fof=" + AS_OF, "audit"),
             ("gateway", f"/v1/keys/ka/permissions?as_of={AS_OF}", "audit"),
             ("gateway", "/v1/keys/ka/history", "audit"),
+            ("gateway", f"/v1/keys/ka/history?as_of={AS_OF}", "audit"),
             ("gateway", "/v1/organizations/org-a/keys?permission=view&location_id=hq", "list"),
         ],
     )
@@ -147,6 +148,7 @@ class TestOrganizations:
             ("auditor", "/v1/keys/{key}/permissions?as_of=" + AS_OF),
             ("auditor", "/v1/keys/{key}/history"),
             ("auditor", "/v1/keys/{key}/history?after_position=0&limit=5"),
+            ("auditor", "/v1/keys/{key}/history?as_of=" + AS_OF),
         ],
     )
     async def test_another_tenants_key_is_answered_exactly_as_an_unknown_one(

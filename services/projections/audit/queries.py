@@ -27,9 +27,12 @@ class HistoryPage(NamedTuple):
     next_after_position: int | None
 
 
-def key_history(store: Queryable, key_id: str, after_position: int, limit: int) -> HistoryPage:
-    """One page of the key's events after ``after_position``, with what each changed."""
-    page = event_log.key_events_page(store, key_id, after_position, limit)
+def key_history(
+    store: Queryable, key_id: str, after_position: int, limit: int, as_of: datetime | None = None
+) -> HistoryPage:
+    """One page of the key's events after ``after_position`` (up to and including ``as_of``,
+    when given), with what each changed."""
+    page = event_log.key_events_page(store, key_id, after_position, limit, as_of)
     entries = h.history_entries(page.events, page.before)
     return HistoryPage(page.organization_id, entries, page.next_after_position)
 
@@ -47,9 +50,14 @@ def replay_key(
 
 
 def history(
-    store: Queryable, key_id: str, after_position: int, limit: int, position: int
+    store: Queryable,
+    key_id: str,
+    after_position: int,
+    limit: int,
+    position: int,
+    as_of: datetime | None = None,
 ) -> a.KeyHistoryAnswer:
-    page = key_history(store, key_id, after_position, limit)
+    page = key_history(store, key_id, after_position, limit, as_of)
     return a.KeyHistoryAnswer(
         key_id=key_id,
         organization_id=page.organization_id,

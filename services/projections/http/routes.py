@@ -234,7 +234,11 @@ async def key_permissions(
 
 @get(
     "/v1/keys/{key_id:str}/history",
-    opt=_queries("after_position", "limit", "min_position", scope="audit"),
+    opt=_queries("after_position", "limit", "min_position", "as_of", scope="audit"),
+    description=(
+        "The key's events in order (deleted keys included), a page at a time; with `as_of`, "
+        "only those that occurred at or before that instant."
+    ),
     **SECURED,
 )
 async def key_history(
@@ -244,14 +248,16 @@ async def key_history(
     after_position: AfterPosition = 0,
     limit: Limit = 100,
     min_position: MinPosition = None,
+    as_of: AsOf = None,
 ) -> a.KeyHistoryAnswer:
-    """The key's events in order (deleted keys included), a page at a time."""
+    """The key's events in order (deleted keys included), a page at a time; with ``as_of``,
+    the history up to and including that instant."""
     context = context_of(state)
     model = await context.model_at(min_position)
     store = context.audit_store()
     key = visible_key(caller_in(request.scope), model, key_id)
     answer = await asyncio.to_thread(
-        audit_queries.history, store, key, after_position, limit, model.position
+        audit_queries.history, store, key, after_position, limit, model.position, as_of
     )
     answer.key_id = key_id  # as asked (a key the caller may not see is answered as unknown)
     return context.fresh(answer)

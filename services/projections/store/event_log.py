@@ -78,13 +78,19 @@ def key_organization(store: Queryable, key_id: str) -> str | None:
 
 
 def key_events_page(
-    store: Queryable, key_id: str, after_position: int, limit: int
+    store: Queryable,
+    key_id: str,
+    after_position: int,
+    limit: int,
+    as_of: datetime | None = None,
 ) -> KeyEventsPage:
-    """Up to ``limit`` of the key's events after ``after_position``."""
+    """Up to ``limit`` of the key's events after ``after_position`` (that occurred at or
+    before ``as_of``, when given)."""
+    moment = moment_text(as_of) if as_of is not None else "9999"
     rows = store.query(
-        "SELECT event FROM {p}event_log WHERE key_id = ? AND position > ?"
+        "SELECT event FROM {p}event_log WHERE key_id = ? AND position > ? AND occurred_at <= ?"
         " ORDER BY position LIMIT ?",
-        (key_id, after_position, limit + 1),
+        (key_id, after_position, moment, limit + 1),
     )
     events = [e for e in _decode(rows[:limit]) if isinstance(e, ev.KeyEvent)]
     before = None
