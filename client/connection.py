@@ -75,3 +75,14 @@ def is_cluster(redis: Any) -> bool:
 
 def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` in a task that was cancelled and carried on: on Python 3.11,
+    ``asyncio.wait_for`` returns normally when a cancellation lands just as the call it waits
+    for completes (CPython gh-86296, fixed in 3.12), and redis-py sends every command through
+    it when a socket timeout is set. A loop reading Redis calls this at every turn, so that a
+    subscriber whose task is cancelled stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from client.connection import BLOCK_MS, RECONNECT_ERRORS, text
+from client.connection import BLOCK_MS, RECONNECT_ERRORS, stop_if_cancelled, text
 from client.errors import EventsMissing
 from client.group_gaps import Entries, GroupGaps
 from contracts.events import AnyEvent, event_decoder
@@ -55,6 +55,7 @@ class Subscriber:
         last_id = _start_id(after)
         backoff = 0.05
         while True:
+            stop_if_cancelled()
             try:
                 reply: Any = await self.redis.xread(
                     {self.stream: last_id}, count=count, block=block_ms
@@ -99,6 +100,7 @@ class Subscriber:
         await self._create_group(group, start_after)
         backlog = True  # first this consumer's own pending entries (a restart)
         while True:
+            stop_if_cancelled()
             try:
                 await self._raise_recorded_gap(group)
                 entries = await self._next_entries(group, consumer, backlog, claim_idle_ms, count)

@@ -3,6 +3,9 @@ in one hash slot, and which cluster errors are outages (waited out) rather than 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from redis import exceptions as redis_errors
 from redis.crc import key_slot
@@ -59,3 +62,33 @@ def test_a_cluster_failing_over_is_an_outage(error: Exception) -> None:
 def test_a_cross_slot_script_is_a_failure_not_an_outage() -> None:
     assert not is_transient(redis_errors.ResponseError("CROSSSLOT Keys don't hash to the same"))
     assert not is_transient(redis_errors.RedisClusterException("No way to dispatch this command"))
+
+
+async def test_a_client_loop_stops_in_a_task_that_carried_on_after_its_cancellation() -> None:
+    from client.connection import stop_if_cancelled
+
+    turns = 0
+
+    async def subscriber_loop() -> None:
+        nonlocal turns
+        while True:
+            stop_if_cancelled()
+            turns += 1
+            with contextlib.suppress(asyncio.CancelledError):  # as redis-py's send can, on 3.11
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(subscriber_loop())
+    await asyncio.sleep(0.03)
+    task.cancel()
+    await asyncio.wait_for(asyncio.wait({task}), 1.0)
+    assert task.cancelled() and turns > 1
+
+
+async def test_a_client_loop_runs_on_in_a_task_nobody_cancelled() -> None:
+    from client.connection import stop_if_cancelled
+
+    async def turn() -> bool:
+        stop_if_cancelled()
+        return True
+
+    assert await asyncio.create_task(turn())
