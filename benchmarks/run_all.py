@@ -5,6 +5,9 @@ same-run baseline and ratio, also written as JSON to benchmarks/results/latest.j
     .venv/bin/python benchmarks/run_all.py --quick    # about a minute: end-to-end commands/s on
                                                       # SQLite, HTTP checks/s and idle CPU
                                                       # (5 s window), with baselines
+    .venv/bin/python benchmarks/run_all.py --e2e      # only CPU per accepted command and
+                                                      # end-to-end vs raw Redis (SQLite and
+                                                      # PostgreSQL, 20,000 commands each)
 The full run also times the first command after a restart (benchmarks/restart_cost.py) and
 imports 1,000,000 keys with `apikeys import` (benchmarks/bulk_import.py, several minutes).
 Options: --postgres URL (default postgresql://postgres@127.0.0.1:5432/test; 'none' to skip).
@@ -89,12 +92,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--e2e", action="store_true", help="only the end-to-end cost rows")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     started = time.perf_counter()
     postgres = (
         None if args.postgres == "none" or not postgres_reachable(args.postgres) else args.postgres
     )
+    if args.e2e:
+        rows = pipeline.cost_figures(20_000, postgres)
+        print_table(rows)
+        _print_shares(rows)
+        return
     rows = pipeline.figures(args.quick, postgres)
     if not args.quick:
         rows.append(trimming.row())  # trimming on vs off, alternating runs
@@ -105,10 +114,7 @@ def main() -> None:
         rows += restart_cost.figures(postgres)
         rows.append(bulk_import.row())
     print_table(rows)
-    for row in rows:
-        if "cpu_share" in row:
-            shares = ", ".join(f"{role} {share:.2f}" for role, share in row["cpu_share"].items())
-            print(f"cores used during '{row['figure']}': {shares} (2 on this machine)")
+    _print_shares(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "latest-quick.json" if args.quick else "latest.json"
     (RESULTS / name).write_text(
@@ -125,6 +131,13 @@ def main() -> None:
         + "\n"
     )
     print(f"written to benchmarks/results/{name} in {time.perf_counter() - started:.0f} s")
+
+
+def _print_shares(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        if "cpu_share" in row:
+            shares = ", ".join(f"{role} {share:.2f}" for role, share in row["cpu_share"].items())
+            print(f"cores used during '{row['figure']}': {shares} (2 on this machine)")
 
 
 if __name__ == "__main__":
