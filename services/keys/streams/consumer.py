@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -296,11 +297,18 @@ class CommandConsumer:
 
 
 def count_answers(answers: Sequence[Answer]) -> None:
+    """The batch's answers counted by kind first: one metric update per kind, not per answer."""
+    commands: Counter[tuple[str, str]] = Counter()
+    letters: Counter[str] = Counter()
     for answer in answers:
         if answer.result is not None:
-            metrics.commands.labels(answer.result.type or "unknown", answer.result.status).inc()
+            commands[answer.result.type or "unknown", answer.result.status] += 1
         if answer.dead_letter is not None:
-            metrics.dead_letters.labels(answer.dead_letter.reason).inc()
+            letters[answer.dead_letter.reason] += 1
+    for (kind, status), count in commands.items():
+        metrics.commands.labels(kind, status).inc(count)
+    for reason, count in letters.items():
+        metrics.dead_letters.labels(reason).inc(count)
 
 
 def datas_by_id(
