@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 REPLY_SCRIPT = """
 local entries = tonumber(ARGV[2])
 local answered = 0
+local ids = {}
 for k = 0, entries - 1 do
   local id, result, dead = ARGV[6 + 3 * k], ARGV[7 + 3 * k], ARGV[8 + 3 * k]
   if redis.call('XACK', KEYS[3], ARGV[1], id) == 1 then
@@ -51,9 +52,14 @@ for k = 0, entries - 1 do
     if dead ~= '' then redis.call('XADD', KEYS[2], '*', '{data}', dead) end
     answered = answered + 1
   end
-  -- acknowledged now or before: stored and answered either way
-  if ARGV[5] ~= '' then redis.call('XDEL', KEYS[3], id) end
-  redis.call('HDEL', KEYS[4], id)
+  ids[#ids + 1] = id
+  -- acknowledged now or before: stored and answered either way; removed in runs of 500
+  -- (one call each instead of one per entry)
+  if #ids == 500 or k == entries - 1 then
+    if ARGV[5] ~= '' then redis.call('XDEL', KEYS[3], unpack(ids)) end
+    redis.call('HDEL', KEYS[4], unpack(ids))
+    ids = {}
+  end
 end
 if ARGV[3] ~= '' then
   local current = tonumber(redis.call('HGET', KEYS[5], 'position') or '0')
