@@ -7,7 +7,8 @@ same-run baseline and ratio, also written as JSON to benchmarks/results/latest.j
                                                       # (5 s window), with baselines
     .venv/bin/python benchmarks/run_all.py --e2e      # only CPU per accepted command and
                                                       # end-to-end vs raw Redis (SQLite and
-                                                      # PostgreSQL, 20,000 commands each)
+                                                      # PostgreSQL, 20,000 commands each),
+                                                      # also written to results/e2e-cost-latest.json
 The full run also times the first command after a restart (benchmarks/restart_cost.py) and
 imports 1,000,000 keys with `apikeys import` (benchmarks/bulk_import.py, several minutes).
 Options: --postgres URL (default postgresql://postgres@127.0.0.1:5432/test; 'none' to skip).
@@ -103,6 +104,9 @@ def main() -> None:
         rows = pipeline.cost_figures(20_000, postgres)
         print_table(rows)
         _print_shares(rows)
+        when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        document = {"when": when, "postgres": bool(postgres), "rows": rows}
+        (RESULTS / "e2e-cost-latest.json").write_text(json.dumps(document, indent=2) + "\n")
         return
     rows = pipeline.figures(args.quick, postgres)
     if not args.quick:
