@@ -173,6 +173,7 @@ async def serve_async(settings: Settings) -> None:
         listener.close()
         await finish_threads(1.0, log)
         running.close()
+        metrics.PENDING_CHECKS.flush()  # a worker's last counts, for the others' scrapes
 
 
 def role(settings: Settings) -> str:
@@ -184,9 +185,10 @@ def role(settings: Settings) -> str:
 
 
 async def gauges(live: LiveReadModel, freshness: Freshness, every: float = 1.0) -> None:
-    """Keep this worker's position and lag gauges current (a scrape is answered by one
-    worker, which can only refresh its own)."""
+    """Keep this worker's counts, position and lag current in the shared metrics (a scrape
+    is answered by one worker, which can only refresh its own)."""
     while True:
+        metrics.PENDING_CHECKS.flush()
         position = live.position
         metrics.projection_position.set(position)
         metrics.projection_lag.set(freshness.lag_seconds(position) or 0.0)

@@ -99,6 +99,13 @@ def checks_counted(http: httpx.Client) -> float:
     return sum(metric_lines(http, "apikeys_checks_total").values())
 
 
+def wait_counted(http: httpx.Client, expected: float, timeout: float = 5) -> float:
+    deadline = time.monotonic() + timeout
+    while (counted := checks_counted(http)) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return counted
+
+
 def persisting(http: httpx.Client) -> dict[str, float]:
     """pid -> 1.0 (writes the view store) or 0.0 (memory only), as /metrics says."""
     lines = metric_lines(http, "apikeys_projection_worker_persists")
@@ -142,7 +149,7 @@ def test_two_http_workers_answer_alike_count_together_and_are_replaced(
 
     workers = connections_per_worker(base)
     children = {str(p.pid) for p in psutil.Process(parent.pid).children()}
-    assert set(workers) == children, (sorted(workers), sorted(children))
+    assert set(workers) == children, parent.log_tail()
     first, second = (answers(http, position) for http in workers.values())
     assert first == second
 
@@ -160,12 +167,14 @@ def test_two_http_workers_answer_alike_count_together_and_are_replaced(
     # the counts of both workers in one scrape, whichever answers it
     roles = persisting(next(iter(workers.values())))
     assert sorted(roles.values()) == [0.0, 1.0] and set(roles) == set(workers), roles
-    before = checks_counted(next(iter(workers.values())))
+    asked = sum(path.startswith("/v1/check") for path in queries()) * len(workers)
+    before = wait_counted(next(iter(workers.values())), asked)
+    assert before == asked  # the checks that answers() asked of both
     for n, http in enumerate(workers.values()):
         for _ in range(5 + n * 3):
             assert http.get("/v1/check?key_id=qr-key-1&permission=perm0&location_id=L1").is_success
-    for http in workers.values():
-        assert checks_counted(http) == before + 5 + 8
+    for http in workers.values():  # each worker hands its counts over within a second
+        assert wait_counted(http, before + 5 + 8) == before + 5 + 8
 
     # the persisting worker killed: replaced by one that persists, the other answers meanwhile
     writer = next(pid for pid, role in roles.items() if role == 1.0)
@@ -225,7 +234,7 @@ def test_a_parent_killed_outright_leaves_no_worker(
     for http in workers.values():
         http.close()
     children = psutil.Process(parent.pid).children()
-    assert {str(p.pid) for p in children} == set(workers)
+    assert {str(p.pid) for p in children} == set(workers), parent.log_tail()
     os.kill(parent.pid, signal.SIGKILL)
     parent.popen.wait(timeout=5)
-    assert not wait_gone(children, timeout=10), [p.pid for p in children]
+    assert not wait_gone(children, timeout=10), parent.log_tail()
