@@ -276,7 +276,10 @@ class Running:
 
 def serve(settings: Settings) -> None:
     """Run the consumer and the HTTP server until SIGINT or SIGTERM (blocking); exit with the
-    reason if it must not start as configured."""
+    reason if it must not start as configured. With several HTTP workers this process is
+    their parent (``workers``)."""
+    if settings.http_workers > 1 and settings.worker_socket_fd is None:
+        raise SystemExit(workers.serve(settings))
     configure_logging()
     try:
         run_async(serve_async(settings))
@@ -293,7 +296,4 @@ def configure_logging() -> None:
 
 
 def main() -> None:
-    settings = Settings.from_env()
-    if settings.http_workers > 1 and settings.worker_socket_fd is None:
-        raise SystemExit(workers.serve(settings))
-    serve(settings)
+    serve(Settings.from_env())
