@@ -66,7 +66,11 @@ def connections_per_worker(
     while len(found) < count:
         assert time.monotonic() < deadline, f"only workers {sorted(found)} answered"
         http = httpx.Client(base_url=base, timeout=10)
-        reply = http.get("/health")
+        try:
+            reply = http.get("/health")
+        except httpx.TransportError:  # a worker still starting: its connections wait
+            http.close()
+            continue
         pid = reply.headers.get(WORKER)
         if reply.status_code == 200 and pid is not None and pid not in found:
             found[pid] = http
@@ -238,3 +242,36 @@ def test_a_parent_killed_outright_leaves_no_worker(
     os.kill(parent.pid, signal.SIGKILL)
     parent.popen.wait(timeout=5)
     assert not wait_gone(children, timeout=10), parent.log_tail()
+
+
+def test_apikeys_run_passes_http_workers_on(
+    harness: ProcessHarness, unique: str, tmp_path: Path
+) -> None:
+    var, addr = tmp_path / "var", f"127.0.0.1:{free_port()}"
+    run = harness.python(
+        "run",
+        ["services.cli", "run"],
+        harness.env(
+            APIKEYS_VAR_DIR=str(var),
+            APIKEYS_EMBEDDED_REDIS_PORT=str(free_port()),
+            APIKEYS_EVENT_STORE=f"sqlite:///{var / 'events.db'}",
+            APIKEYS_VIEW_STORE=f"sqlite:///{var / 'views.db'}",
+            APIKEYS_HTTP_ADDR=addr,
+            APIKEYS_KEYS_HEALTH_ADDR=f"127.0.0.1:{free_port()}",
+            APIKEYS_ADMIN_ADDR=f"127.0.0.1:{free_port()}",
+            APIKEYS_HTTP_WORKERS="2",
+        ),
+    )
+    wait_healthy(run, f"http://{addr}/health")
+    workers = connections_per_worker(f"http://{addr}")
+    for http in workers.values():  # each worker says it is ready, for itself
+        deadline = time.monotonic() + 30
+        while (ready := http.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
+        http.close()
+    everything = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+    assert {str(p.pid) for p in everything} >= set(workers)
+    run.popen.send_signal(signal.SIGTERM)
+    assert run.popen.wait(timeout=30) == 0, run.log_tail()
+    assert not wait_gone(everything, timeout=10), run.log_tail()
