@@ -9,8 +9,10 @@ same-run baseline and ratio, also written as JSON to benchmarks/results/latest.j
                                                       # end-to-end vs raw Redis (SQLite and
                                                       # PostgreSQL, 20,000 commands each),
                                                       # also written to results/e2e-cost-latest.json
-The full run also times the first command after a restart (benchmarks/restart_cost.py) and
-imports 1,000,000 keys with `apikeys import` (benchmarks/bulk_import.py, several minutes).
+The full run also measures checks per CPU-second with 2 HTTP workers against one process
+(benchmarks/http_workers.py), times the first command after a restart
+(benchmarks/restart_cost.py) and imports 1,000,000 keys with `apikeys import`
+(benchmarks/bulk_import.py, several minutes).
 Options: --postgres URL (default postgresql://postgres@127.0.0.1:5432/test; 'none' to skip).
 """
 
@@ -27,7 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bulk_import, idle_cpu, pipeline, restart_cost, trimming  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bulk_import,
+    http_workers,
+    idle_cpu,
+    pipeline,
+    restart_cost,
+    trimming,
+)
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -112,6 +121,8 @@ def main() -> None:
     if not args.quick:
         rows.append(trimming.row())  # trimming on vs off, alternating runs
     rows += check_rows(args.quick)
+    if not args.quick:
+        rows.append(http_workers.row())  # 2 HTTP workers against one process, alternating
     rows.append(idle_cpu.row(seconds=5.0 if args.quick else 10.0))
     if not args.quick:
         rows += worst_case_rows()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 
-from services.common import logs
+from services.common import logs, metrics
 from services.common.http_limits import HttpLimits
 from services.common.http_server import HttpServer, http_config
 from services.common.redis_client import connect
@@ -27,6 +29,7 @@ from services.common.resilience import (
     finish_threads,
     keep_trying,
 )
+from services.projections import workers
 from services.projections.feed.catchup import Replayer
 from services.projections.feed.follower import StreamFollower
 from services.projections.http.app import create_app, query_context, served
@@ -69,6 +72,14 @@ def server_config(app: Any, limits: HttpLimits, tls: TlsFiles | None = None) -> 
     return http_config(app, limits, **options)
 
 
+def listening_socket(settings: Settings) -> socket.socket:
+    """The socket inherited from the parent of the workers, or a new one on the address."""
+    if settings.worker_socket_fd is not None:
+        # family, type and protocol (IPPROTO_TCP: see ``listen``) are read from the descriptor
+        return socket.socket(fileno=settings.worker_socket_fd)
+    return listen(settings.http_host, settings.http_port)
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, created as IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets
     that say so, and without it the write of a response's body waits for the peer to
@@ -103,7 +114,20 @@ async def when_available(
 
 
 def _open(settings: Settings) -> Callable[[], Awaitable[SqlViewStore]]:
-    return lambda: asyncio.to_thread(open_store, settings.view_store, settings.view_table_prefix)
+    return lambda: asyncio.to_thread(_opened, settings)
+
+
+def _opened(settings: Settings, attempts: int = 3) -> SqlViewStore:
+    """The view store. Workers starting together create its schema concurrently, and on
+    PostgreSQL one of two simultaneous CREATE TABLE IF NOT EXISTS can fail: a worker tries
+    again."""
+    if settings.worker_socket_fd is not None:
+        for attempt in range(1, attempts):
+            try:
+                return open_store(settings.view_store, settings.view_table_prefix)
+            except Exception:
+                time.sleep(0.2 * attempt)
+    return open_store(settings.view_store, settings.view_table_prefix)
 
 
 async def serve_async(settings: Settings) -> None:
@@ -117,22 +141,27 @@ async def serve_async(settings: Settings) -> None:
     block = settings.read_block_ms / 1000
     freshness = Freshness(settings.ready_lag_seconds, read_block_seconds=block)
     live = LiveReadModel(loaded=False)  # queries answer 503 "starting" meanwhile
-    listener = listen(settings.http_host, settings.http_port)
+    listener = listening_socket(settings)
     host, port = listener.getsockname()[:2]
     app = build_app(live, settings, freshness, None if access is None else access.callers)
+    metrics.projection_worker_persists.set(1 if settings.persists else 0)
+    if settings.worker_socket_fd is not None:
+        query_context(app).worker = str(os.getpid())
     tls = settings.tls_files
     server = HttpServer(server_config(app, settings.http_limits, tls))
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     scheme = "http" if tls is None else "https"
-    print(f"projections listening on {scheme}://{host}:{port}", flush=True)
+    print(f"projections {role(settings)}listening on {scheme}://{host}:{port}", flush=True)
     running = Running()
     if access is not None:
         running.tasks.append(asyncio.create_task(access.watch(), name="callers-file"))
+    if settings.worker_socket_fd is not None:  # the others' scrapes read this worker's gauges
+        running.tasks.append(asyncio.create_task(gauges(live, freshness), name="gauges"))
     try:
         await running.start(settings, live, freshness, stop)
         if running.follower is not None:
             query_context(app).event_log = running.event_log
-            print(f"projections loaded (position {live.position})", flush=True)
+            print(f"projections {role(settings)}loaded (position {live.position})", flush=True)
         await asyncio.wait(
             [asyncio.ensure_future(stop.wait()), serving], return_when=asyncio.FIRST_COMPLETED
         )
@@ -144,6 +173,26 @@ async def serve_async(settings: Settings) -> None:
         listener.close()
         await finish_threads(1.0, log)
         running.close()
+        metrics.PENDING_CHECKS.flush()  # a worker's last counts, for the others' scrapes
+
+
+def role(settings: Settings) -> str:
+    """How a worker introduces itself in its lines ("" for the only process)."""
+    if settings.worker_socket_fd is None:
+        return ""
+    kind = "persisting" if settings.persists else "memory-only"
+    return f"worker {os.getpid()} ({kind}) "
+
+
+async def gauges(live: LiveReadModel, freshness: Freshness, every: float = 1.0) -> None:
+    """Keep this worker's counts, position and lag current in the shared metrics (a scrape
+    is answered by one worker, which can only refresh its own)."""
+    while True:
+        metrics.PENDING_CHECKS.flush()
+        position = live.position
+        metrics.projection_position.set(position)
+        metrics.projection_lag.set(freshness.lag_seconds(position) or 0.0)
+        await asyncio.sleep(every)
 
 
 class Running:
@@ -207,6 +256,7 @@ class Running:
             count=settings.read_count,
             block_ms=settings.read_block_ms,
             replayer=replayer,
+            persists=settings.persists,
         )
 
     async def stop(self) -> None:
@@ -226,7 +276,10 @@ class Running:
 
 def serve(settings: Settings) -> None:
     """Run the consumer and the HTTP server until SIGINT or SIGTERM (blocking); exit with the
-    reason if it must not start as configured."""
+    reason if it must not start as configured. With several HTTP workers this process is
+    their parent (``workers``)."""
+    if settings.http_workers > 1 and settings.worker_socket_fd is None:
+        raise SystemExit(workers.serve(settings))
     configure_logging()
     try:
         run_async(serve_async(settings))

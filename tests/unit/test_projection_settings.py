@@ -47,3 +47,26 @@ def test_a_postgres_store_url_may_name_a_schema() -> None:
     assert (plain.conninfo, plain.schema) == ("postgresql://u@h/db", None)
     with pytest.raises(ValueError):
         parse_store_url("postgresql://u@h/db?schema=x;drop")
+
+
+def test_one_http_worker_by_default_that_persists():
+    settings = Settings.from_env({})
+    assert settings.http_workers == 1
+    assert settings.worker_socket_fd is None and settings.persists
+
+
+def test_a_worker_is_told_its_socket_and_that_it_keeps_memory_only():
+    settings = Settings.from_env(
+        {
+            "APIKEYS_HTTP_WORKERS": "2",
+            "APIKEYS_HTTP_WORKER_SOCKET_FD": "7",
+            "APIKEYS_HTTP_WORKER_MEMORY_ONLY": "true",
+        }
+    )
+    assert (settings.http_workers, settings.worker_socket_fd, settings.persists) == (2, 7, False)
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "-1"])
+def test_http_workers_out_of_range_refused(workers):
+    with pytest.raises(ValueError, match="APIKEYS_HTTP_WORKERS"):
+        Settings.from_env({"APIKEYS_HTTP_WORKERS": workers})

@@ -9,6 +9,9 @@ store and the memory never diverge for longer than the outage.
 Gaps: when the next event names a previous position the model has not reached, the events
 between are no longer on the stream; the follower stops applying, says so (``/ready``, stale
 answers), has them replayed by the keys service (``Replayer``), then goes on from the stream.
+
+Memory only (``persists=False``, every HTTP worker but one): the same folding, nothing saved;
+it starts from what the store holds and the stream (or a replay) brings it the rest.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class StreamFollower:
         block_ms: int = 1000,
         max_unsaved: int = MAX_UNSAVED_EVENTS,
         replayer: Replayer | None = None,
+        persists: bool = True,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -69,6 +73,7 @@ class StreamFollower:
         self.store_worker = Worker("view-store")
         self.replayer = replayer
         self.replay_outage = Outage("keys service (replay of missing events)", log)
+        self.persists = persists
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -125,10 +130,13 @@ class StreamFollower:
         """Fold entries into memory (to be saved) up to a gap, if there is one."""
         live = self.live
         before = live.model.position
-        touched, gap = fold_until_gap(live.model, entries, self.unsaved_rows)
-        self.unsaved_touched.extend(touched)
+        if not self.persists:  # no event log rows, nothing kept for a save
+            gap = fold_until_gap(live.model, entries)[1]
+        else:
+            touched, gap = fold_until_gap(live.model, entries, self.unsaved_rows)
+            self.unsaved_touched.extend(touched)
         if live.model.position > before:
-            self.has_unsaved = True
+            self.has_unsaved = self.persists
             live.advanced()
         return gap
 

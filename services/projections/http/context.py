@@ -59,6 +59,8 @@ class QueryContext:
         # with a callers file: who may ask (None: anonymous queries)
         self.callers: Callers | None = None
         self.caller_counts = CALLER_COUNTS
+        # one of several HTTP workers: its pid, which /health names in a header
+        self.worker: str | None = None
 
     def fresh(self, answer: AnswerT) -> AnswerT:
         """The answer, marked stale with its lag when the model is behind."""

@@ -305,9 +305,17 @@ async def metrics_endpoint(state: State) -> Response[bytes]:
     return Response(body, media_type=content_type)
 
 
+WORKER_HEADER = "x-apikeys-worker"
+
+
 @get("/health", opt=_queries(), responses={405: ERRORS[405]})
-async def health(state: State) -> q.HealthAnswer:
-    return q.HealthAnswer(status="ok", position=context_of(state).live.position)
+async def health(state: State) -> Response[q.HealthAnswer]:
+    """Alive; with several HTTP workers, the header ``X-Apikeys-Worker`` names the one that
+    answered (its pid)."""
+    context = context_of(state)
+    answer = q.HealthAnswer(status="ok", position=context.live.position)
+    worker = context.worker
+    return Response(answer, headers=None if worker is None else {WORKER_HEADER: worker})
 
 
 @get(

@@ -11,6 +11,11 @@ from services.common.http_limits import HttpLimits
 from services.common.redis_client import cluster_setting
 from services.projections.store.schema import DEFAULT_PREFIX
 
+# the variables a parent of workers sets for each of them (not settings for operators)
+WORKER_SOCKET_FD = "APIKEYS_HTTP_WORKER_SOCKET_FD"
+WORKER_MEMORY_ONLY = "APIKEYS_HTTP_WORKER_MEMORY_ONLY"
+MAX_HTTP_WORKERS = 64
+
 # a certificate (chain) file and its private key file, both PEM
 TlsFiles = tuple[str, str]
 
@@ -37,11 +42,21 @@ class Settings:
     allow_anonymous_queries: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
+    # processes serving the address (APIKEYS_HTTP_WORKERS); above 1, this process is their parent
+    http_workers: int = 1
+    # set by that parent for each worker: the listening socket it inherits, and whether it is
+    # the one worker that writes the view store (the others keep the model in memory only)
+    worker_socket_fd: int | None = None
+    persists: bool = True
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError(
                 "APIKEYS_TLS_CERT and APIKEYS_TLS_KEY go together: set both or neither"
+            )
+        if not 1 <= self.http_workers <= MAX_HTTP_WORKERS:
+            raise ValueError(
+                f"APIKEYS_HTTP_WORKERS must be 1 to {MAX_HTTP_WORKERS}, got {self.http_workers}"
             )
 
     @classmethod
@@ -71,6 +86,9 @@ class Settings:
             allow_anonymous_queries=_flag(env, "APIKEYS_ALLOW_ANONYMOUS_QUERIES"),
             tls_cert=env.get("APIKEYS_TLS_CERT") or None,
             tls_key=env.get("APIKEYS_TLS_KEY") or None,
+            http_workers=int(env.get("APIKEYS_HTTP_WORKERS", cls.http_workers)),
+            worker_socket_fd=_optional_int(env.get(WORKER_SOCKET_FD)),
+            persists=not _flag(env, WORKER_MEMORY_ONLY),
         )
 
     @property
@@ -99,3 +117,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _optional_int(value: str | None) -> int | None:
+    return None if value in (None, "") else int(value)
