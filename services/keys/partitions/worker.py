@@ -19,7 +19,7 @@ from services.keys.health import Readiness
 from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication, Fence, Fenced
-from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker
+from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker, start_broker
 from services.keys.streams.consumer import CommandConsumer
 from services.keys.streams.upkeep import look_after_pending
 
@@ -79,7 +79,7 @@ class PartitionWorker:
         reader_outage = Outage(f"Redis (commands reader, {self.stream})", log)
         broker = build_broker(settings, consumer, reader_outage)
         self.broker = broker
-        await self._retry(broker.start)
+        await self._retry(lambda: start_broker(broker))
         upkeep = look_after_pending(consumer, reader_outage)
         self.tasks.append(asyncio.create_task(upkeep, name=f"upkeep {self.stream}"))
         log.info("partition %s: consuming with epoch %d", self.stream, epoch)
