@@ -91,7 +91,7 @@ class Coordinator:
             if held.leaving:
                 await self.leases.renew(stream)  # until its batch in hand is done
             elif held.task.done():
-                self._let_go(stream, release=True)  # ended by itself: fenced, or failed
+                self._let_go(stream, release=True)  # ended by itself: fenced, stalled, failed
             elif not await self.leases.renew(stream):
                 log.warning("partition %s: lease lost; stopping it", stream)
                 self._let_go(stream, release=False)
@@ -133,7 +133,8 @@ class Coordinator:
         self.held[stream] = Held(worker, task)
 
     async def _work(self, worker: PartitionWorker) -> None:
-        """Start the worker, then wait until it is fenced (the task's end tells the loop)."""
+        """Start the worker, then wait until it ends (fenced, or its reader stalled): the
+        task's end tells the loop, which gives the partition back."""
         try:
             await worker.start()
         except Stopping:
@@ -141,7 +142,7 @@ class Coordinator:
         except Exception:
             log.exception("partition %s: starting failed; giving it back", worker.stream)
             return
-        await worker.fenced.wait()
+        await worker.ended.wait()
 
     def _let_go(self, stream: str, *, release: bool) -> None:
         held = self.held[stream]
