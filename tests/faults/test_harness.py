@@ -1,9 +1,11 @@
-"""The suite's own machinery: the proxy, the AOF Redis restart and the process cleanup work,
-so a failing fault test points at the product, not at the harness."""
+"""The suite's own machinery: the proxy, the AOF Redis restart, the process cleanup and the
+test clusters' ports work, so a failing fault test points at the product, not at the
+harness."""
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from tests.faults.load import ACCEPTED, DUPLICATE, REJECTED, LoadDriver, Sent, b
 from tests.faults.processes import MARKER_VARIABLE, ProcessHarness, is_gone
 from tests.faults.proxy import TcpProxy
 from tests.faults.redis_server import RestartableRedis
+from tests.support.redis_cluster import HIGHEST_PORT, LocalRedisCluster
 
 FAST_ERROR_SECONDS = 0.5
 
@@ -175,3 +178,20 @@ def test_the_events_check_catches_a_lost_a_repeated_and_a_reordered_event() -> N
     assert events_stream_problems(stored, [*published[:2], ("5-2", stored[1]), published[2]])
     assert events_stream_problems(stored, [published[1], published[0], published[2]])
     assert events_stream_problems(stored, [*published[:2], ("8-1", {**stored[2], "key_id": "x"})])
+
+
+def test_a_cluster_node_whose_port_is_taken_first_starts_on_other_ports(tmp_path: Path) -> None:
+    """Ports are found free, then bound by the nodes a moment later: another test run on the
+    machine may take one in between. That node starts again elsewhere; nothing else is used."""
+    cluster = LocalRedisCluster(tmp_path / "cluster")
+    taken = cluster.nodes[0].port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with cluster:
+            ports = [node.port for node in cluster.nodes]
+            assert taken not in ports and len(set(ports)) == len(ports)
+            assert all(port <= HIGHEST_PORT for port in ports)
+            with cluster.client() as client:
+                client.set("apikeys-test", "1")
+                assert client.get("apikeys-test") == b"1"

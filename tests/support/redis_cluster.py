@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ HIGHEST_PORT = 55535  # a cluster bus listens on port + 10000, which must stay a
 # how long a silent primary takes to be judged failed (short for tests, long enough that a
 # node busy on a loaded 2-core machine is not judged failed by mistake)
 NODE_TIMEOUT_MS = 2000
+# a port found free can be taken before the node binds it (other test runs on this machine):
+# the node then exits, and starts again on other ports
+START_ATTEMPTS = 5
 
 
 def binaries() -> tuple[str, str]:
@@ -50,14 +54,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_cluster_ports(count: int) -> list[int]:
-    """``count`` ports whose bus ports (port + 10000) are free too."""
+def free_cluster_ports(count: int, taken: Sequence[int] = ()) -> list[int]:
+    """``count`` ports whose bus ports (port + 10000) are free too, none in ``taken``."""
     ports: list[int] = []
     while len(ports) < count:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port <= HIGHEST_PORT and port not in ports and _port_free(port + 10000):
+        if port <= HIGHEST_PORT and port not in (*ports, *taken) and _port_free(port + 10000):
             ports.append(port)
     return ports
 
@@ -117,7 +121,7 @@ class LocalRedisCluster:
             for node in self.nodes:
                 self._start_node(node)
             for node in self.nodes:
-                wait_for(node.client().ping, 10, f"redis-server on {node.port}")
+                self._until_serving(node)
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
             subprocess.run(
                 [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1"]
@@ -152,6 +156,33 @@ class LocalRedisCluster:
         node.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
         )
+
+    def _until_serving(self, node: Node) -> None:
+        """Wait until ``node``'s own process answers on its port; if it exited (its port or
+        bus port was taken meanwhile), start it again on new ports."""
+        for _ in range(START_ATTEMPTS):
+            if self._serving(node):
+                return
+            self._stop_node(node)
+            taken = [n.port for n in self.nodes]
+            node.port = free_cluster_ports(1, taken)[0]
+            node.directory = self.directory / f"node-{node.port}"
+            self._start_node(node)
+        raise AssertionError(f"redis-server did not start on {START_ATTEMPTS} pairs of ports")
+
+    @staticmethod
+    def _serving(node: Node, timeout: float = 10.0) -> bool:
+        """Whether the server answering on ``node.port`` is ``node``'s process (not another
+        program's, which took the port first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node.process is None or node.process.poll() is not None:
+                return False
+            with contextlib.suppress(redis.RedisError, OSError):
+                if int(node.info("server")["process_id"]) == node.process.pid:
+                    return True
+            time.sleep(0.05)
+        return False
 
     def _healthy(self) -> bool:
         live = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
@@ -209,12 +240,16 @@ class LocalRedisCluster:
     def stop(self) -> None:
         """End every node this cluster started, by its pid."""
         for node in self.nodes:
-            process, node.process = node.process, None
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGKILL)  # test data: nothing to flush
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+            self._stop_node(node)
+
+    @staticmethod
+    def _stop_node(node: Node) -> None:
+        process, node.process = node.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL)  # test data: nothing to flush
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
 
     def __enter__(self) -> LocalRedisCluster:
         return self.start()

@@ -1,5 +1,6 @@
 """The Redis client settings: the cluster flag, a cluster URL naming several nodes, keys kept
-in one hash slot, and which cluster errors are outages (waited out) rather than failures."""
+in one hash slot, the stream keys of a read found in the command itself, and which cluster
+errors are outages (waited out) rather than failures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
-from services.common.redis_client import cluster_nodes, cluster_setting, same_slot_key
+from services.common.redis_client import (
+    cluster_nodes,
+    cluster_setting,
+    same_slot_key,
+    stream_read_keys,
+)
 from services.common.resilience import is_transient
 
 
@@ -92,3 +98,35 @@ async def test_a_client_loop_runs_on_in_a_task_nobody_cancelled() -> None:
         return True
 
     assert await asyncio.create_task(turn())
+
+
+@pytest.mark.parametrize(
+    ("command", "keys"),
+    [
+        (["XREADGROUP", b"GROUP", "g", "c", b"COUNT", "5", b"BLOCK", "1000", b"STREAMS", "s", ">"],
+         ("s",)),
+        # a group or consumer named like an option is an argument, not the option
+        (["XREADGROUP", "GROUP", "STREAMS", "COUNT", "NOACK", "STREAMS", "a", "b", "0", "0"],
+         ("a", "b")),
+        (["XREAD", b"BLOCK", "0", b"COUNT", "1", b"STREAMS", b"apikeys.events", b"12-1"],
+         (b"apikeys.events",)),
+        (["xread", "streams", "s", "$"], ("s",)),
+    ],
+)  # fmt: skip
+def test_the_streams_of_a_read_are_found_in_the_command(
+    command: list[str | bytes], keys: tuple[str | bytes, ...]
+) -> None:
+    assert stream_read_keys(command) == keys
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["XADD", "s", "*", "f", "v"],  # not a read: redis-py's own lookup
+        ["XREAD", "STREAMS", "a", "b", "0"],  # keys and ids do not pair up
+        ["XREAD", "COUNT", "1"],  # no STREAMS
+        ["XREADGROUP", "SOMETHING-NEW", "STREAMS", "s", ">"],  # an option not known here
+    ],
+)
+def test_a_command_not_understood_is_left_to_redis_py(command: list[str]) -> None:
+    assert stream_read_keys(command) is None

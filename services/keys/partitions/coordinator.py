@@ -30,16 +30,20 @@ from services.keys.partitions.relay_duty import RelayDuty, relay_lease_name
 from services.keys.partitions.worker import PartitionWorker
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
+from services.keys.streams.broker import GRACEFUL_SECONDS
 
 log = logging.getLogger(__name__)
 PASSES_PER_LEASE = 6
+# a worker's stop finishes its batch in hand (the broker's graceful stop, then the lock)
+STOP_SECONDS = GRACEFUL_SECONDS + 4.0
 
 
 @dataclass
 class Held:
     worker: PartitionWorker
     task: asyncio.Task[None]
-    leaving: bool = False  # given back: renewed until its batch in hand is done
+    leaving: bool = False  # being stopped
+    renewed: bool = True  # given back: its lease is renewed until its batch in hand is done
 
 
 @dataclass
@@ -89,9 +93,10 @@ class Coordinator:
         share = fair_share(len(self.streams), await self.registry.heartbeat())
         for stream, held in list(self.held.items()):
             if held.leaving:
-                await self.leases.renew(stream)  # until its batch in hand is done
+                if held.renewed:
+                    await self.leases.renew(stream)  # until its batch in hand is done
             elif held.task.done():
-                self._let_go(stream, release=True)  # ended by itself: fenced, or failed
+                self._let_go(stream, release=True)  # ended by itself: fenced, stalled, failed
             elif not await self.leases.renew(stream):
                 log.warning("partition %s: lease lost; stopping it", stream)
                 self._let_go(stream, release=False)
@@ -133,7 +138,8 @@ class Coordinator:
         self.held[stream] = Held(worker, task)
 
     async def _work(self, worker: PartitionWorker) -> None:
-        """Start the worker, then wait until it is fenced (the task's end tells the loop)."""
+        """Start the worker, then wait until it ends (fenced, or its reader stalled): the
+        task's end tells the loop, which gives the partition back."""
         try:
             await worker.start()
         except Stopping:
@@ -141,24 +147,38 @@ class Coordinator:
         except Exception:
             log.exception("partition %s: starting failed; giving it back", worker.stream)
             return
-        await worker.fenced.wait()
+        await worker.ended.wait()
 
     def _let_go(self, stream: str, *, release: bool) -> None:
+        """Stop the partition's worker beside the loop. A lease that was lost is not renewed
+        meanwhile: renewing takes a free lease, and would take the partition back from the
+        replica that gives it up next, for a worker that is stopping."""
         held = self.held[stream]
-        held.leaving = True
+        held.leaving, held.renewed = True, release
         task = asyncio.create_task(self._stop(stream, held, release), name=f"stop {stream}")
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
     async def _stop(self, stream: str, held: Held, release: bool) -> None:
-        held.worker.stop_reading()
+        """Within STOP_SECONDS the partition is off this replica's hands (whatever its worker
+        still does after that is fenced off by the next holder's epoch)."""
+        try:
+            held.worker.stop_reading()
+            try:
+                await asyncio.wait_for(self._end(held), STOP_SECONDS)
+            except TimeoutError:
+                log.warning("partition %s: its worker did not stop in time", stream)
+            if release:
+                with contextlib.suppress(Exception):
+                    await self.leases.release(stream)
+        finally:
+            if self.held.get(stream) is held:
+                del self.held[stream]
+
+    @staticmethod
+    async def _end(held: Held) -> None:
         await cancel_all([held.task])
         await held.worker.stop()
-        if release:
-            with contextlib.suppress(Exception):
-                await self.leases.release(stream)
-        if self.held.get(stream) is held:
-            del self.held[stream]
 
     # -- stopping ---------------------------------------------------------------------------
 

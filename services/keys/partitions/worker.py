@@ -1,7 +1,8 @@
 """One partition held by this replica: a new epoch taken in the event store, the partition's
 unanswered entries finished in order (those of the replica that held it before first), then
 its commands stream read through FastStream until the partition is given back, lost, or
-fenced."""
+fenced, or until its reader stops reading (``streams.watchdog``): the worker then ends, and
+the partition is given back and taken again with a new reader."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from services.keys.health import Readiness
 from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication, Fence, Fenced
-from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker
+from services.keys.streams import watchdog
+from services.keys.streams.broker import GRACEFUL_SECONDS, build_broker, start_broker
 from services.keys.streams.consumer import CommandConsumer
 from services.keys.streams.upkeep import look_after_pending
 
@@ -42,7 +44,9 @@ class PartitionWorker:
         self.redis = redis  # without automatic retries (see CommandConsumer)
         self.readiness = readiness
         self.wake = wake
-        self.fenced = asyncio.Event()  # set when the store refused a batch (another holder)
+        # set when this worker cannot go on: the store refused a batch (another holder took
+        # the partition), or its reader stopped reading
+        self.ended = asyncio.Event()
         self.consumer: CommandConsumer | None = None
         self.broker: RedisBroker | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -79,8 +83,8 @@ class PartitionWorker:
         reader_outage = Outage(f"Redis (commands reader, {self.stream})", log)
         broker = build_broker(settings, consumer, reader_outage)
         self.broker = broker
-        await self._retry(broker.start)
-        upkeep = look_after_pending(consumer, reader_outage)
+        await self._retry(lambda: start_broker(broker))
+        upkeep = look_after_pending(consumer, reader_outage, self._stalled)
         self.tasks.append(asyncio.create_task(upkeep, name=f"upkeep {self.stream}"))
         log.info("partition %s: consuming with epoch %d", self.stream, epoch)
 
@@ -110,7 +114,16 @@ class PartitionWorker:
 
     def _fenced(self, error: Fenced) -> None:
         self.stopping = True
-        self.fenced.set()
+        self.ended.set()
+
+    def _stalled(self) -> None:
+        log.warning(
+            "partition %s: its reader delivered nothing for %.0f s while entries wait; "
+            "restarting it",
+            self.stream,
+            watchdog.STALL_SECONDS,
+        )
+        self.ended.set()
 
     async def _retry(self, call: Callable[[], Any]) -> Any:
         """Raises ``Stopping`` when stopped meanwhile."""

@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from services.common.postgres import LIVENESS
 from services.common.store_url import SqliteUrl, parse_store_url
 from services.keys.store.postgres import LivelyPostgresFactory
 from services.keys.store.recorders import (
@@ -72,6 +73,28 @@ def persistence_env(url: str) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def creating_tables_alone(url: str) -> Iterator[None]:
+    """Opening the store creates its tables if they are missing. Replicas started together on
+    an empty PostgreSQL schema would do it at the same moment, and CREATE TABLE IF NOT EXISTS
+    is not safe against that: all but one fail (a duplicate row type, or "relation already
+    exists"), and such a replica exited at start, leaving one replica with every partition. So
+    each process opens the store under an advisory lock of the schema (a session lock: it goes
+    with the connection). SQLite serializes the creation by itself."""
+    target = parse_store_url(url)
+    if isinstance(target, SqliteUrl):
+        yield
+        return
+    import psycopg  # only a PostgreSQL store needs it
+    from psycopg.conninfo import make_conninfo
+
+    lock = f"apikeys store tables {target.schema or 'public'}"
+    conninfo = make_conninfo(target.conninfo, connect_timeout=POOL_TIMEOUT_SECONDS, **LIVENESS)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
+        yield
+
+
 class ApiKeysApplication(Application[UUID]):
     """The write model's store. Its name gives the PostgreSQL table `apikeys_events`."""
 
@@ -82,7 +105,8 @@ class ApiKeysApplication(Application[UUID]):
     is_snapshotting_enabled = True
 
     def __init__(self, url: str, **extra_env: Any):
-        super().__init__(env={**persistence_env(url), **extra_env})
+        with creating_tables_alone(url):
+            super().__init__(env={**persistence_env(url), **extra_env})
 
     def load(self, aggregate_id: UUID) -> tuple[Aggregate, int]:
         """The aggregate (from its latest snapshot and the events after it, or from all its

@@ -13,7 +13,11 @@ from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis import exceptions as redis_errors
 
-from services.common.redis_client import cluster_nodes, retry
+from services.common.redis_client import (
+    cluster_nodes,
+    find_stream_keys_locally,
+    retry,
+)
 from services.common.resilience import Outage, is_transient
 from services.keys.settings import KeysSettings
 from services.keys.streams.consumer import CommandConsumer
@@ -67,6 +71,14 @@ def new_broker(url: str, logger: logging.Logger, *, cluster: bool = False) -> Re
         first, nodes = cluster_nodes(url)
         return RedisClusterBroker(first, startup_nodes=nodes, **options)
     return RedisBroker(url, **options)
+
+
+async def start_broker(broker: RedisBroker) -> None:
+    """Connect, then start reading. A cluster client (FastStream makes its own) routes the
+    subscriber's XREADGROUP by the stream's key, not through one node that may die
+    (``redis_client.StreamKeysParser``)."""
+    find_stream_keys_locally(await broker.connect())
+    await broker.start()
 
 
 def build_broker(settings: KeysSettings, consumer: CommandConsumer, outage: Outage) -> RedisBroker:
