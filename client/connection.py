@@ -12,6 +12,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from client.cluster_reads import find_stream_keys_locally
 from contracts.redis_layout import cluster_nodes
 
 # blocking reads wait at most BLOCK_MS on the server, so the socket timeout sits above it
@@ -52,6 +53,7 @@ def connect(
             ),
         )
         client.command_slots = asyncio.Semaphore(max_connections)
+        find_stream_keys_locally(client)  # reads keep working after a primary failover
         return cast(Redis, client)
     pool = BlockingConnectionPool.from_url(url, timeout=POOL_WAIT_SECONDS, **options)
     return Redis(connection_pool=pool)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from redis import exceptions as redis_errors
@@ -130,3 +131,13 @@ def test_the_streams_of_a_read_are_found_in_the_command(
 )
 def test_a_command_not_understood_is_left_to_redis_py(command: list[str]) -> None:
     assert stream_read_keys(command) is None
+
+
+def test_the_client_librarys_cluster_client_finds_stream_keys_in_the_command() -> None:
+    """As the services' clients do: a stream read must not depend on one node answering a key
+    lookup (that node may be the primary that just failed)."""
+    from client.cluster_reads import StreamKeysParser
+    from client.connection import connect
+
+    client: Any = connect("redis://127.0.0.1:7000,127.0.0.1:7001/0", cluster=True)
+    assert isinstance(client.commands_parser, StreamKeysParser)
