@@ -26,6 +26,7 @@ from services.keys.streams import dead_letters
 from services.keys.streams.consumer import CommandConsumer, ensure_group
 from services.keys.streams.relay import EventRelay
 from services.keys.streams.replies import Answer
+from tests.support.keys_settings import keys_settings
 from tests.support.redis_cluster import LocalRedisCluster
 from tests.support.scenario import create_key, organization_setup
 
@@ -43,15 +44,7 @@ async def redis(redis_cluster: LocalRedisCluster) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def settings(redis_cluster: LocalRedisCluster, unique: str) -> KeysSettings:
-    return KeysSettings(
-        redis_url=redis_cluster.url,
-        redis_cluster=True,
-        commands_stream=f"{unique}.commands",
-        results_stream=f"{unique}.results",
-        events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead",
-        consumer="c1",
-    )
+    return keys_settings(redis_cluster.url, unique, redis_cluster=True)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
 from services.keys.streams import dead_letters
 from services.keys.streams.consumer import CommandConsumer, ensure_group
+from tests.support.keys_settings import keys_settings
 from tests.support.scenario import organization_setup
 
 
@@ -43,15 +44,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 def settings_for(redis_url: str, unique: str) -> KeysSettings:
-    return KeysSettings(
-        redis_url=redis_url,
-        commands_stream=f"{unique}.commands",
-        results_stream=f"{unique}.results",
-        events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead",
-        consumer="c1",
-        max_deliveries=1,
-    )
+    return keys_settings(redis_url, unique, max_deliveries=1)
 
 
 async def consume(redis: Redis, consumer: CommandConsumer) -> None:

@@ -11,10 +11,10 @@ import pytest
 from redis.asyncio import Redis
 
 from services.keys.processor import CommandProcessor, Entry
-from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication, Fence, Fenced
 from services.keys.streams.consumer import CommandConsumer, ensure_group
 from services.keys.streams.intake import read_entry
+from tests.support.keys_settings import keys_settings
 from tests.support.scenario import organization_setup
 
 
@@ -79,14 +79,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 async def test_a_fenced_consumer_answers_nothing_leaves_the_batch_pending_and_stops(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path
 ) -> None:
-    settings = KeysSettings(
-        redis_url=redis_url,
-        commands_stream=f"{unique}.commands",
-        results_stream=f"{unique}.results",
-        events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead",
-        consumer="c1",
-    )
+    settings = keys_settings(redis_url, unique)
     await ensure_group(redis, settings.commands_stream, settings.group)
     app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
     fenced: list[Fenced] = []

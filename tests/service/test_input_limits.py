@@ -20,6 +20,7 @@ from services.keys.processor import CommandProcessor
 from services.keys.settings import KeysSettings
 from services.keys.store import ApiKeysApplication
 from services.keys.streams.consumer import CommandConsumer, ensure_group
+from tests.support.keys_settings import keys_settings
 from tests.support.scenario import cid, create_key, organization_setup
 
 
@@ -68,14 +69,7 @@ class Service:
 async def service(
     redis: Redis, redis_url: str, unique: str, event_store_url: str, tmp_path: Path
 ) -> AsyncIterator[Service]:
-    settings = KeysSettings(
-        redis_url=redis_url,
-        commands_stream=f"{unique}.commands",
-        results_stream=f"{unique}.results",
-        events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead",
-        consumer="c1",
-    )
+    settings = keys_settings(redis_url, unique)
     await ensure_group(redis, settings.commands_stream, settings.group)
     app = ApiKeysApplication(event_store_url)
     running = Service(redis, settings, app)

@@ -21,6 +21,7 @@ from services.keys.store import ApiKeysApplication
 from services.keys.streams import watchdog
 from services.keys.streams.consumer import ensure_group
 from services.keys.streams.watchdog import ReaderWatch
+from tests.support.keys_settings import keys_settings
 from tests.support.scenario import organization_setup
 
 STALL = 5.0
@@ -68,14 +69,7 @@ async def test_a_worker_whose_reader_stopped_ends_and_one_that_reads_does_not(
     redis: Redis, redis_url: str, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(watchdog, "STALL_SECONDS", 2.0)
-    settings = KeysSettings(
-        redis_url=redis_url,
-        commands_stream=f"{unique}.commands.0",
-        results_stream=f"{unique}.results",
-        events_stream=f"{unique}.events",
-        dead_letter_stream=f"{unique}.dead",
-        consumer="c1",
-    )
+    settings = keys_settings(redis_url, unique, commands_stream=f"{unique}.commands.0")
     await ensure_group(redis, settings.commands_stream, settings.group)
     app = ApiKeysApplication(f"sqlite:///{tmp_path / 'e.db'}")
     worker = PartitionWorker(
@@ -91,6 +85,9 @@ async def test_a_worker_whose_reader_stopped_ends_and_one_that_reads_does_not(
 
         assert worker.broker is not None
         await worker.broker.stop()  # the reader stops; the worker does not know
+        # a read it left blocked in Redis (BLOCK of the subscriber's 1 s polling interval)
+        # would still be handed the next entry: let it end unanswered first
+        await asyncio.sleep(1.5)
         await redis.xadd(settings.commands_stream, {"__data__": json.dumps(commands[1])})
         await asyncio.wait_for(worker.ended.wait(), watchdog.STALL_SECONDS + 15)
         assert await results(redis, settings) == 1  # left for the partition's next reader

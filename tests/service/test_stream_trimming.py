@@ -20,6 +20,7 @@ from services.keys.store import ApiKeysApplication
 from services.keys.streams import trimming
 from services.keys.streams.consumer import CommandConsumer, ensure_group
 from services.keys.streams.trimming import StreamTrimmer
+from tests.support.keys_settings import keys_settings
 from tests.support.scenario import key_command, organization_setup
 
 NOW = 1_900_000_000.0  # the trimmer's clock in these tests (Unix seconds)
@@ -34,15 +35,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 def settings_for(redis_url: str, unique: str, **limits: object) -> KeysSettings:
     return dataclasses.replace(
-        KeysSettings(
-            redis_url=redis_url,
-            commands_stream=f"{unique}.commands",
-            results_stream=f"{unique}.results",
-            events_stream=f"{unique}.events",
-            dead_letter_stream=f"{unique}.dead",
-            consumer="c1",
-            max_deliveries=2,
-        ),
+        keys_settings(redis_url, unique, max_deliveries=2),
         **limits,
     )
 
