@@ -11,7 +11,6 @@ exact outcome.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from services.keys.domain import ApiKey, CommandReceipt, DomainError, Organizati
 from services.keys.handlers import handle
 from services.keys.importing import all_rejected
 from services.keys.outcomes import base_result, last_event_of, receipt_for, replayed, result_from
+from services.keys.recent import RecentOutcomes
 from services.keys.settings import DEFAULT_CACHE_SIZE, DEFAULT_SNAPSHOT_INTERVAL
 from services.keys.snapshots import SnapshotPolicy
 from services.keys.store import ApiKeysApplication, Fence
@@ -104,8 +104,7 @@ class CommandProcessor:
         self.snapshots = SnapshotPolicy(app, snapshot_interval)
         self.cache = AggregateCache(self.snapshots.load, cache_size)
         # outcomes of recent commands, so a redelivery is answered without a receipt read
-        self.recent: OrderedDict[str, tuple[str, CommandResult]] = OrderedDict()
-        self.recent_size = cache_size
+        self.recent = RecentOutcomes(cache_size)
         self.last_written = 0
 
     def process(self, entries: list[Entry]) -> list[CommandResult]:
@@ -240,9 +239,7 @@ class CommandProcessor:
         return results
 
     def _remember(self, command_id: str, entry_id: str, result: CommandResult) -> None:
-        self.recent[command_id] = (entry_id, result)
-        if len(self.recent) > self.recent_size:
-            self.recent.popitem(last=False)
+        self.recent.remember(command_id, entry_id, result)
 
 
 def _has_pending(aggregate: Aggregate) -> bool:

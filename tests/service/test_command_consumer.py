@@ -3,6 +3,7 @@ letters, acknowledgements, and what happens to an entry whose handling keeps fai
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -216,3 +217,31 @@ async def test_answers_sent_again_publish_nothing_twice(
 
 def results_struct(result: dict) -> CommandResult:
     return msgspec.convert(result, CommandResult)
+
+
+class CollectorWatch(CommandProcessor):
+    """Records whether the cycle collector was running while each batch was processed."""
+
+    def __init__(self, app: ApiKeysApplication):
+        super().__init__(app)
+        self.collector_running: list[bool] = []
+
+    def process(self, entries: list[Entry]) -> list:  # type: ignore[override]
+        self.collector_running.append(gc.isenabled())
+        return super().process(entries)
+
+
+async def test_a_batch_is_handled_with_the_collector_paused_and_it_runs_again_after(
+    redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    settings, app = await prepared(redis, redis_url, unique, tmp_path)
+    processor = CollectorWatch(app)
+    consumer = CommandConsumer(settings, processor, redis)
+    payloads = [json.dumps(c).encode() for c in organization_setup("acme", locations=1, roles=0)]
+    entries = await deliver(redis, settings, *payloads)
+    assert gc.isenabled()
+    await consumer.handle([i for i, _ in entries], [d for _, d in entries])
+    assert processor.collector_running == [False]
+    assert gc.isenabled()  # resumed once the batch was answered
+    results = await read_all(redis, settings.results_stream)
+    assert [r["status"] for r in results] == ["accepted"] * len(payloads)

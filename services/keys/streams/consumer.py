@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from contracts.results import CommandResult, DeadLetter
-from services.common import metrics
+from services.common import collector, metrics
 from services.common.resilience import (
     Backoff,
     Outage,
@@ -143,6 +143,15 @@ class CommandConsumer:
     async def _handle(self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]) -> None:
         if not ids:
             return
+        # A batch of imports decodes into tens of thousands of tracked objects, all freed by
+        # reference counting once answered: with the collector running, each collection
+        # meanwhile would walk them all. It runs once the batch is done.
+        with collector.paused():
+            await self._handle_paused(ids, datas)
+
+    async def _handle_paused(
+        self, ids: Sequence[bytes], datas: Sequence[dict[bytes, bytes]]
+    ) -> None:
         started = time.perf_counter()
         entry_ids = [i.decode() for i in ids]
         stream = self.settings.commands_stream

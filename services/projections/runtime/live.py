@@ -31,13 +31,16 @@ class LiveReadModel:
         self.loaded = loaded
         self.caught_up_at: float | None = None
         self._advanced = asyncio.Event()
+        self.growth_freeze = gc_policy.GrowthFreeze()
 
     @property
     def position(self) -> int:
         return self.model.position
 
     def advanced(self) -> None:
-        """Wake every query waiting for a position; later waiters get a fresh event."""
+        """Wake every query waiting for a position; later waiters get a fresh event. A model
+        grown by many keys is frozen out of the collector's full passes."""
+        self.growth_freeze.check(self.model)
         event, self._advanced = self._advanced, asyncio.Event()
         event.set()
 
@@ -48,6 +51,7 @@ class LiveReadModel:
     def settle(self) -> None:
         """Work out every key's grants and keep the model out of the cycle collector's way."""
         gc_policy.settle(self.model)
+        self.growth_freeze.frozen_at = len(self.model.keys)
 
     def mark_caught_up(self) -> None:
         self.caught_up_at = time.monotonic()

@@ -13,6 +13,9 @@ from services.projections.store.batch import Batch
 from services.projections.store.schema import DEFAULT_PREFIX
 from services.projections.store.sql import SqlViewStore
 
+WAL_PAGES = 10_000  # pages written to the log between two checkpoints (40 MB of 4 KB pages)
+WAL_BYTES = 64 * 1024 * 1024  # the log file's size kept after a checkpoint, at most
+
 
 class SqliteViewStore(SqlViewStore):
     def __init__(self, path: str, prefix: str = DEFAULT_PREFIX) -> None:
@@ -26,6 +29,12 @@ class SqliteViewStore(SqlViewStore):
         # (the event store, the source of truth, keeps FULL).
         self.connection.execute("PRAGMA synchronous=NORMAL")
         self.connection.execute("PRAGMA busy_timeout=10000")
+        # A save of many keys dirties thousands of index pages (key ids and secret hashes land
+        # all over their b-trees): checkpointing every 1,000 pages (SQLite's default) copied
+        # nearly every save's pages a second time. The log may grow to WAL_PAGES pages between
+        # checkpoints and is cut back to WAL_BYTES after one.
+        self.connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        self.connection.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
         self.create_tables()
 
     def _ddl(self, statement: str) -> str:
