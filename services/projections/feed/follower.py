@@ -114,17 +114,21 @@ class StreamFollower:
         watermark = parse_watermark(await self.redis.hgetall(self.watermark))
         self.freshness.stream.succeeded()
         self.freshness.observed(watermark)
-        entries = stream_entries(reply)
-        gap = self._apply(entries)
+        with gc_policy.paused():  # the batch's events are freed by reference counting
+            entries = stream_entries(reply)
+            del reply
+            gap = self._apply(entries)
+            count = len(entries)
+            del entries
         await gc_policy.release(live.model)
         if gap is not None:
             await self.catch_up(gap)
-            return len(entries)
+            return count
         self.freshness.caught_up()
         await self.start_save()
-        if len(entries) < self.count:
+        if count < self.count:
             live.mark_caught_up()
-        return len(entries)
+        return count
 
     def _apply(self, entries: list[Entry]) -> Gap | None:
         """Fold entries into memory (to be saved) up to a gap, if there is one."""
