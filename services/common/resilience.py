@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from eventsourcing import persistence
 from redis import exceptions as redis_errors
 
-from services.common import metrics
+from services.common import collector, metrics
 
 try:  # PostgreSQL support is optional at import time
     import psycopg
@@ -187,11 +187,12 @@ async def keep_trying(
         if stopping():
             raise Stopping
         delay = backoff.next_delay()
-        if stop is None:
-            await asyncio.sleep(delay)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+        with collector.resumed():  # an outage may last: its garbage is collected meanwhile
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
 
 
 async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:

@@ -197,7 +197,8 @@ class CommandConsumer:
                 log.exception("batch of %d failed", len(entries))
                 if delay is None:
                     break
-                await asyncio.sleep(delay)
+                with collector.resumed():
+                    await asyncio.sleep(delay)
         handled: list[tuple[Entry, CommandResult]] = []
         spent: list[DeadLetter] = []
         for entry in entries:  # isolate the entry that fails; the others go on
@@ -227,7 +228,8 @@ class CommandConsumer:
                 self.store_outage.failed(error)
             if self.stopping:
                 raise Stopping
-            await asyncio.sleep(backoff.next_delay())
+            with collector.resumed():  # a store outage may last
+                await asyncio.sleep(backoff.next_delay())
             if time.monotonic() - last_claim > HOLD_CLAIM_SECONDS:
                 last_claim = time.monotonic()
                 await self.pending.hold([e.entry_id for e in entries])
