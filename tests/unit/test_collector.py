@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,44 @@ async def test_an_outage_is_waited_out_with_the_collector_running(
         answer = await keep_trying(flaky, Outage("test", logging.getLogger("t")), lambda: False)
         assert not gc.isenabled()
     assert answer == "up" and seen == [True, True]
+
+
+def test_overlapping_pauses_leave_the_collector_running_whatever_the_order() -> None:
+    # a thread's pause (relay, processor) begins first and ends while a consumer's pause,
+    # begun after it, waits out an outage resumed: once all have ended the collector runs
+    first, second = collector.paused(), collector.paused()
+    first.__enter__()
+    second.__enter__()
+    waiting = collector.resumed()
+    waiting.__enter__()
+    assert not gc.isenabled()  # the other pause still holds
+    first.__exit__(None, None, None)
+    assert gc.isenabled()  # none holds while the outage is waited out
+    waiting.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_pauses_from_threads_at_once_leave_the_collector_running() -> None:
+    start = threading.Barrier(8)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(2000):
+            with collector.paused(), collector.resumed():
+                pass
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gc.isenabled()
+
+
+def test_a_collector_off_before_the_first_pause_stays_off() -> None:
+    gc.disable()
+    with collector.paused(), collector.paused():
+        pass
+    assert not gc.isenabled()

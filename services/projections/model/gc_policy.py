@@ -7,7 +7,7 @@ the collector paused. A loaded model is frozen out of the collector's reach, so 
 does not stop every request while it walks millions of read-model objects. A model that grows
 while it runs (a bulk import, a catch-up) is frozen again each time it has gained
 ``FREEZE_GROWTH`` keys: without that, each full collection walks every object the growth added
-(a million imported keys: six million objects, about a second a pass, some twenty passes).
+(measured over a million imported keys: six million objects, 24 passes of about 0.8 s).
 Frozen objects are still freed by reference counting; only cycles among them would outlive
 their use, and the model makes none. Freezes are bounded by the model's growth, not by time.
 
